@@ -1,0 +1,426 @@
+"""Model specs and runtime settings: the one place that reads YAML and the environment.
+
+Contract:
+* ``load_spec(path)`` returns a frozen, validated :class:`ModelSpec`; every threshold a stage
+  uses lives in it (promotion, validation and drift policies carry documented defaults).
+* ``Settings.from_env()`` is the only reader of ``DRIFTLINE_*``, ``MLFLOW_TRACKING_URI`` and
+  ``AIRFLOW_HOME``; stages receive values, never read the environment themselves.
+* An invalid spec raises :class:`SpecError` naming the file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import DriftlineError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
+_VAR_RE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+class SpecError(DriftlineError):
+    """A model spec file is missing, unparsable or invalid."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where driftline keeps things, resolved once from the environment.
+
+    Attributes:
+        home: ``DRIFTLINE_HOME`` (default ``<repo>/.driftline``).
+        config_dir: ``DRIFTLINE_CONFIG_DIR`` (default ``<repo>/config``).
+        artifact_root: ``DRIFTLINE_ARTIFACT_ROOT``: a local path or ``s3://bucket/prefix``
+            (default ``<home>/artifacts``).
+        lake_root: ``DRIFTLINE_LAKE_ROOT``: where the demo lake lives (default ``<home>/lake``);
+            specs refer to it as ``${DRIFTLINE_LAKE_ROOT}``.
+        mlflow_tracking_uri: ``MLFLOW_TRACKING_URI`` (default SQLite under ``<home>``).
+        airflow_home: ``AIRFLOW_HOME`` (default ``<home>/airflow``).
+    """
+
+    home: Path
+    config_dir: Path
+    artifact_root: str
+    lake_root: str
+    mlflow_tracking_uri: str
+    airflow_home: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        home = Path(env.get("DRIFTLINE_HOME") or REPO_ROOT / ".driftline").resolve()
+        return cls(
+            home=home,
+            config_dir=Path(env.get("DRIFTLINE_CONFIG_DIR") or REPO_ROOT / "config").resolve(),
+            artifact_root=env.get("DRIFTLINE_ARTIFACT_ROOT") or str(home / "artifacts"),
+            lake_root=env.get("DRIFTLINE_LAKE_ROOT") or str(home / "lake"),
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            airflow_home=Path(env.get("AIRFLOW_HOME") or home / "airflow").resolve(),
+        )
+
+    def variables(self) -> dict[str, str]:
+        """Values a spec may reference as ``${NAME}``."""
+        return {
+            "DRIFTLINE_HOME": str(self.home),
+            "DRIFTLINE_ARTIFACT_ROOT": self.artifact_root,
+            "DRIFTLINE_LAKE_ROOT": self.lake_root,
+        }
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceSpec(_Frozen):
+    """Where the model's rows come from.
+
+    ``lake``: hive partitions ``<uri>/ds=YYYY-MM-DD/*.parquet|csv`` on a local path or ``s3://``.
+    ``postgres``: a ``table`` (optionally ``schema.table``) or a ``query`` (a SELECT; the
+    timestamp filter is applied around it with bound parameters).
+    """
+
+    kind: Literal["lake", "postgres"]
+    uri: str | None = None
+    format: Literal["parquet", "csv"] = "parquet"
+    table: str | None = None
+    query: str | None = None
+    conn_id: str | None = Field(
+        default=None,
+        description="Airflow connection id (aws for s3:// lakes, postgres for postgres).",
+    )
+    chunk_rows: int = Field(default=250_000, gt=0, description="Rows per streamed chunk.")
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "SourceSpec":
+        if self.kind == "lake" and not self.uri:
+            raise ValueError("source.kind 'lake' needs source.uri (a local path or s3://bucket/prefix)")
+        if self.kind == "postgres" and bool(self.table) == bool(self.query):
+            raise ValueError("source.kind 'postgres' needs exactly one of source.table or source.query")
+        return self
+
+    def describe(self) -> str:
+        if self.kind == "lake":
+            return f"lake {self.uri} ({self.format})"
+        return f"postgres table {self.table}" if self.table else "postgres query"
+
+
+class DerivedFeature(_Frozen):
+    """A feature computed inside the model pipeline, so serving uses the same code.
+
+    kinds: ``date_part`` (``column``, ``part`` in hour/dayofweek/month/day),
+    ``ratio`` (``numerator`` / ``denominator``, NaN when the denominator is 0),
+    ``log1p`` (``column``, negatives clipped to 0).
+    """
+
+    name: Annotated[str, Field(pattern=_NAME_RE)]
+    kind: Literal["date_part", "ratio", "log1p"]
+    column: str | None = None
+    part: Literal["hour", "dayofweek", "month", "day"] | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+
+    @model_validator(mode="after")
+    def _check_args(self) -> "DerivedFeature":
+        needs = {"date_part": ("column", "part"), "ratio": ("numerator", "denominator"), "log1p": ("column",)}
+        missing = [a for a in needs[self.kind] if getattr(self, a) is None]
+        if missing:
+            raise ValueError(f"derived feature {self.name!r} of kind {self.kind!r} needs {', '.join(missing)}")
+        return self
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.column, self.numerator, self.denominator) if c)
+
+
+class WindowSpec(_Frozen):
+    """Day counts. A retrain run reads ``[end - (train+valid+test) days, end)``; the test window
+    is the most recent ``test_days`` (out-of-time), valid before it, train before that."""
+
+    train_days: int = Field(default=28, gt=0)
+    valid_days: int = Field(default=7, gt=0)
+    test_days: int = Field(default=7, gt=0)
+    monitor_days: int = Field(default=1, gt=0, description="Days in one monitor window.")
+
+    @property
+    def total_days(self) -> int:
+        return self.train_days + self.valid_days + self.test_days
+
+
+class ModelParams(_Frozen):
+    """XGBoost candidate hyper-parameters (``hist`` tree method) and the baseline kind."""
+
+    n_estimators: int = Field(default=300, gt=0)
+    max_depth: int = Field(default=5, gt=0)
+    learning_rate: float = Field(default=0.08, gt=0, le=1)
+    subsample: float = Field(default=0.9, gt=0, le=1)
+    colsample_bytree: float = Field(default=0.9, gt=0, le=1)
+    min_child_weight: float = Field(default=1.0, ge=0)
+    reg_lambda: float = Field(default=1.0, ge=0)
+    early_stopping_rounds: int = Field(default=30, gt=0)
+    n_jobs: int = Field(default=2, gt=0)
+    seed: int = 7
+    baseline: Literal["prior", "linear"] = Field(
+        default="linear",
+        description="prior: majority class / mean; linear: logistic or ridge regression on the same features.",
+    )
+    decision_threshold: float = Field(default=0.5, gt=0, lt=1, description="Binary F1 threshold.")
+
+
+class ValidationPolicy(_Frozen):
+    """How validation failures are treated."""
+
+    max_quarantine_fraction: float = Field(
+        default=0.05, ge=0, le=1, description="Fail the stage when more rows than this are quarantined."
+    )
+    min_rows: int = Field(default=500, ge=0, description="Fail when fewer valid rows remain.")
+
+
+class PromotionPolicy(_Frozen):
+    """Gates a candidate must pass to replace the champion (all on the out-of-time test window).
+
+    ``champion_margin`` is in units of the primary metric, in the "better" direction: the lower
+    confidence bound of (candidate - champion), sign-flipped for lower-is-better metrics, must be
+    >= the margin. Negative = tolerated regression (non-inferiority); positive = required
+    improvement (superiority).
+    """
+
+    primary_metric: str | None = Field(default=None, description="Default: roc_auc (binary), rmse (regression).")
+    metric_floors: dict[str, float] = Field(
+        default_factory=dict,
+        description="Absolute floors (ceilings for lower-is-better metrics) on the candidate's metrics.",
+    )
+    min_lift_over_baseline: float = Field(default=0.02, description="Required improvement over the baseline.")
+    champion_margin: float = Field(default=-0.005)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    n_bootstrap: int = Field(default=500, ge=50)
+    slice_min_rows: int = Field(default=200, gt=0, description="Smaller slices are reported, not gated.")
+    slice_tolerance: float = Field(default=0.03, ge=0, description="Max regression of a slice vs champion.")
+    max_model_mb: float = Field(default=50.0, gt=0)
+    max_latency_ms_per_1k: float = Field(default=250.0, gt=0)
+    allow_stale: bool = Field(default=False, description="Let an older-data candidate replace the champion.")
+
+
+class DriftPolicy(_Frozen):
+    """When the monitor asks for a retrain (see ``pipeline/drift.py`` for the rule).
+
+    Feature drift is decided on effect size (PSI for numerics, Jensen-Shannon distance for
+    categoricals), guarded by a Benjamini-Hochberg corrected test at ``fdr_alpha``.
+    """
+
+    psi_bins: int = Field(default=10, ge=3)
+    psi_threshold: float = Field(default=0.2, gt=0, description="Numeric feature drifted above this PSI.")
+    js_threshold: float = Field(default=0.1, gt=0, description="Categorical drifted above this JS distance.")
+    null_rate_delta: float = Field(default=0.1, gt=0, description="Absolute null-rate change that counts as drift.")
+    fdr_alpha: float = Field(default=0.01, gt=0, lt=1)
+    weighted_drift_threshold: float = Field(
+        default=0.3, gt=0, le=1, description="Importance-weighted share of drifted features."
+    )
+    prediction_psi_threshold: float = Field(default=0.1, gt=0)
+    performance_tolerance: float = Field(
+        default=0.03, ge=0, description="Realised primary-metric drop vs champion test metric (CI bound)."
+    )
+    label_delay_days: int = Field(default=7, ge=0, description="Labels arrive this many days after the event.")
+    consecutive_windows: int = Field(default=2, ge=1, description="Hysteresis: windows in a row with drift.")
+    cooldown_days: int = Field(default=7, ge=0)
+    min_new_rows: int = Field(default=2000, ge=0, description="Rows since the champion's data end.")
+    max_retrains_per_period: int = Field(default=2, ge=1)
+    budget_period_days: int = Field(default=30, ge=1)
+    min_window_rows: int = Field(default=300, ge=1, description="Below this a window is not judged.")
+    n_bootstrap: int = Field(default=300, ge=50)
+
+
+class ModelSpec(_Frozen):
+    """One model: its data, columns, windows, parameters and policies."""
+
+    name: Annotated[str, Field(pattern=_NAME_RE)]
+    description: str = ""
+    task: Literal["binary", "regression"]
+    source: SourceSpec
+    timestamp_column: str
+    target_column: str
+    id_column: str | None = Field(default=None, description="Unique row key (duplicates are quarantined).")
+    numeric_features: tuple[str, ...] = ()
+    categorical_features: tuple[str, ...] = ()
+    dropped_columns: tuple[str, ...] = ()
+    slice_columns: tuple[str, ...] = ()
+    derived_features: tuple[DerivedFeature, ...] = ()
+    windows: WindowSpec = WindowSpec()
+    schedule: str | None = "@daily"
+    monitor_schedule: str | None = "@daily"
+    expectations_suite: str | None = None
+    registered_model_name: str | None = None
+    artifacts_conn_id: str = Field(default="aws_default", description="Airflow connection for s3:// artifacts.")
+    params: ModelParams = ModelParams()
+    validation: ValidationPolicy = ValidationPolicy()
+    promotion: PromotionPolicy = PromotionPolicy()
+    drift: DriftPolicy = DriftPolicy()
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> "ModelSpec":
+        if not self.numeric_features and not self.categorical_features:
+            raise ValueError("at least one of numeric_features or categorical_features is required")
+        features = list(self.numeric_features) + list(self.categorical_features)
+        dupes = sorted({c for c in features if features.count(c) > 1})
+        if dupes:
+            raise ValueError(f"columns listed twice among features: {dupes}")
+        reserved = {self.timestamp_column, self.target_column} | ({self.id_column} if self.id_column else set())
+        clash = sorted(reserved & set(features))
+        if clash:
+            raise ValueError(f"timestamp/target/id columns cannot also be features: {clash}")
+        known = set(features) | {self.timestamp_column}
+        for d in self.derived_features:
+            unknown = [c for c in d.inputs() if c not in known]
+            if unknown:
+                raise ValueError(f"derived feature {d.name!r} uses unknown columns {unknown}")
+        for s in self.slice_columns:
+            if s not in known:
+                raise ValueError(f"slice column {s!r} is not a feature or the timestamp column")
+        metric = self.primary_metric
+        allowed = BINARY_METRICS if self.task == "binary" else REGRESSION_METRICS
+        if metric not in allowed:
+            raise ValueError(f"promotion.primary_metric {metric!r} is not a {self.task} metric; allowed: {sorted(allowed)}")
+        bad_floors = sorted(set(self.promotion.metric_floors) - set(allowed))
+        if bad_floors:
+            raise ValueError(f"promotion.metric_floors names unknown metrics {bad_floors}; allowed: {sorted(allowed)}")
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        return self.promotion.primary_metric or ("roc_auc" if self.task == "binary" else "rmse")
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Raw input columns of the model (derived features are computed from these)."""
+        return self.numeric_features + self.categorical_features
+
+    @property
+    def model_columns(self) -> tuple[str, ...]:
+        """Columns a scoring request must carry: features plus the timestamp when a derived
+        feature reads it."""
+        needs_ts = any(self.timestamp_column in d.inputs() for d in self.derived_features)
+        return self.features + ((self.timestamp_column,) if needs_ts else ())
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        ids = (self.id_column,) if self.id_column else ()
+        return (self.timestamp_column, self.target_column) + ids + self.features
+
+    @property
+    def registry_name(self) -> str:
+        return self.registered_model_name or self.name
+
+    @property
+    def suite_name(self) -> str:
+        return self.expectations_suite or self.name
+
+
+#: Metric names and whether higher is better.
+BINARY_METRICS: dict[str, bool] = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False, "f1": True}
+REGRESSION_METRICS: dict[str, bool] = {"rmse": False, "mae": False, "r2": True}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a metric; raises KeyError for an unknown name."""
+    return {**BINARY_METRICS, **REGRESSION_METRICS}[metric]
+
+
+def _expand(value: Any, variables: Mapping[str, str], path: Path, where: str) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name in variables:
+                return variables[name]
+            if name in os.environ:
+                return os.environ[name]
+            raise SpecError(f"{path}: {where} references ${{{name}}}, which is not set")
+        return _VAR_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, variables, path, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, variables, path, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid model spec ({err.error_count()} problem(s)):"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "literal_error":
+            msg = f"{msg}; got {e.get('input')!r}"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown field (check spelling)"
+        lines.append(f"  - {field}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Mapping[str, Any], *, path: Path | str = "<spec>", settings: Settings | None = None) -> ModelSpec:
+    """Validate a spec mapping (``${VAR}`` references expanded from settings, then environment)."""
+    path = Path(path)
+    settings = settings or Settings.from_env()
+    expanded = _expand(dict(data), settings.variables(), path, "")
+    try:
+        return ModelSpec.model_validate(expanded)
+    except ValidationError as err:
+        raise SpecError(_format_errors(path, err)) from None
+
+
+def load_spec(path: str | Path, settings: Settings | None = None) -> ModelSpec:
+    """Load and validate one model spec YAML.
+
+    Args:
+        path: the YAML file.
+        settings: runtime settings for ``${VAR}`` expansion (default: from the environment).
+
+    Returns:
+        The frozen :class:`ModelSpec`.
+
+    Raises:
+        SpecError: the file is missing, not YAML, not a mapping, or fails validation; the message
+            names the file, each bad field and the allowed values.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read model spec ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a model spec must be a YAML mapping, got {type(data).__name__}")
+    return parse_spec(data, path=path, settings=settings)
+
+
+def spec_paths(config_dir: str | Path) -> list[Path]:
+    """The spec files of a config directory, sorted (``*.yaml`` and ``*.yml``)."""
+    d = Path(config_dir)
+    return sorted([*d.glob("*.yaml"), *d.glob("*.yml")])
+
+
+def load_specs(config_dir: str | Path, settings: Settings | None = None) -> list[ModelSpec]:
+    """Every spec in ``config_dir``; raises :class:`SpecError` on the first invalid one or on a
+    duplicated model name."""
+    specs = [load_spec(p, settings) for p in spec_paths(config_dir)]
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SpecError(f"{config_dir}: model names used by more than one spec: {dupes}")
+    return specs
+
+
+def find_spec(name: str, settings: Settings | None = None) -> ModelSpec:
+    """The spec whose ``name`` is ``name`` in the configured directory."""
+    settings = settings or Settings.from_env()
+    for spec in load_specs(settings.config_dir, settings):
+        if spec.name == name:
+            return spec
+    raise SpecError(f"no model named {name!r} in {settings.config_dir}")

@@ -1,0 +1,287 @@
+"""One storage interface over a local directory and ``s3://`` (boto3).
+
+Contract:
+* ``Store.for_uri(uri, s3_client=None)`` picks the backend from the URI scheme; every method
+  takes full URIs (``/abs/path`` or ``s3://bucket/key``), so URIs can cross XCom unchanged.
+* Writes are atomic: locally a temp file in the target directory renamed over the target; on S3
+  a single PUT. A reader never sees a half-written object, and re-writing a key overwrites it.
+* ``list`` is recursive and sorted; missing prefixes list as empty. Reading a missing object
+  raises :class:`StorageError` naming the URI.
+
+The S3 client is passed in (built from an Airflow connection or the environment), so the
+endpoint is configurable and tests run against an S3 API server on loopback.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipeline.errors import DriftlineError
+
+
+class StorageError(DriftlineError):
+    """An object could not be read, written or listed."""
+
+
+def is_s3(uri: str) -> bool:
+    return str(uri).startswith("s3://")
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URI parts with ``/`` (works for local paths and ``s3://`` URIs)."""
+    out = str(base).rstrip("/")
+    for p in parts:
+        p = str(p).strip("/")
+        if p:
+            out = f"{out}/{p}"
+    return out
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``."""
+    rest = uri[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise StorageError(f"{uri!r} is not an s3://bucket/key URI")
+    return bucket, key
+
+
+def default_s3_client() -> Any:
+    """A boto3 S3 client from the environment (``AWS_ENDPOINT_URL`` etc. are honoured by boto3)."""
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    """Stable, readable JSON (numpy scalars and datetimes converted)."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+
+
+class Store:
+    """Base interface; use :meth:`for_uri`."""
+
+    @staticmethod
+    def for_uri(uri: str, s3_client: Any = None) -> "Store":
+        """The store for ``uri``'s scheme. ``s3_client`` defaults to :func:`default_s3_client`."""
+        if is_s3(uri):
+            return S3Store(s3_client or default_s3_client())
+        return LocalStore()
+
+    def write_bytes(self, uri: str, data: bytes) -> str:
+        raise NotImplementedError
+
+    def read_bytes(self, uri: str) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, uri: str) -> bool:
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def delete(self, uri: str) -> None:
+        raise NotImplementedError
+
+    def open_read(self, uri: str) -> Any:
+        """A binary file object (or local path) pyarrow can read."""
+        return io.BytesIO(self.read_bytes(uri))
+
+    def write_file(self, uri: str, local_path: str | Path) -> str:
+        """Copy a local file to ``uri`` atomically."""
+        return self.write_bytes(uri, Path(local_path).read_bytes())
+
+    def upload_dir(self, local_dir: str | Path, uri: str) -> str:
+        """Copy every file below ``local_dir`` to ``uri`` (keeps relative paths)."""
+        local_dir = Path(local_dir)
+        for p in sorted(local_dir.rglob("*")):
+            if p.is_file():
+                self.write_file(join(uri, p.relative_to(local_dir).as_posix()), p)
+        return uri
+
+    def write_text(self, uri: str, text: str) -> str:
+        return self.write_bytes(uri, text.encode())
+
+    def read_text(self, uri: str) -> str:
+        return self.read_bytes(uri).decode()
+
+    def write_json(self, uri: str, obj: Any) -> str:
+        return self.write_text(uri, dumps(obj))
+
+    def read_json(self, uri: str) -> Any:
+        try:
+            return json.loads(self.read_bytes(uri))
+        except json.JSONDecodeError as err:
+            raise StorageError(f"{uri}: not valid JSON ({err})") from None
+
+    def write_parquet(self, uri: str, df: Any) -> str:
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return self.write_bytes(uri, buf.getvalue())
+
+    def read_parquet(self, uri: str, columns: list[str] | None = None) -> Any:
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(self.open_read(uri), columns=columns)
+        except StorageError:
+            raise
+        except Exception as err:  # pyarrow raises several types for corrupt files
+            raise StorageError(f"{uri}: unreadable parquet ({err})") from None
+        return table.to_pandas()
+
+
+class LocalStore(Store):
+    """Local filesystem; URIs are absolute or relative paths (``file://`` accepted)."""
+
+    @staticmethod
+    def _path(uri: str) -> Path:
+        return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+    def write_bytes(self, uri: str, data: bytes) -> str:
+        path = self._path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def write_file(self, uri: str, local_path: str | Path) -> str:
+        path = self._path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def write_parquet(self, uri: str, df: Any) -> str:
+        path = self._path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            df.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def read_bytes(self, uri: str) -> bytes:
+        try:
+            return self._path(uri).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"{uri}: no such file") from None
+        except OSError as err:
+            raise StorageError(f"{uri}: cannot read ({err.strerror})") from None
+
+    def open_read(self, uri: str) -> Any:
+        path = self._path(uri)
+        if not path.is_file():
+            raise StorageError(f"{uri}: no such file")
+        return str(path)
+
+    def exists(self, uri: str) -> bool:
+        return self._path(uri).exists()
+
+    def list(self, prefix: str) -> list[str]:
+        root = self._path(prefix)
+        if not root.is_dir():
+            return []
+        return sorted(str(p) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+
+    def delete(self, uri: str) -> None:
+        path = self._path(uri)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+class S3Store(Store):
+    """S3 (or any S3 API) through a boto3 client."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def write_bytes(self, uri: str, data: bytes) -> str:
+        bucket, key = split_s3(uri)
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        except Exception as err:
+            raise StorageError(f"{uri}: cannot write ({err})") from None
+        return uri
+
+    def read_bytes(self, uri: str) -> bytes:
+        bucket, key = split_s3(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise StorageError(f"{uri}: no such object") from None
+        except Exception as err:
+            raise StorageError(f"{uri}: cannot read ({err})") from None
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split_s3(uri)
+        if self.list_page(bucket, key.rstrip("/") + "/", limit=1):
+            return True
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception:
+            return False
+
+    def list_page(self, bucket: str, prefix: str, limit: int) -> list[str]:
+        resp = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=limit)
+        return [o["Key"] for o in resp.get("Contents", [])]
+
+    def _iter_keys(self, uri: str) -> Iterator[str]:
+        bucket, key = split_s3(uri)
+        prefix = key.rstrip("/") + "/" if key else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"]
+        except self.client.exceptions.NoSuchBucket:
+            raise StorageError(f"{uri}: no such bucket {bucket!r}") from None
+        except Exception as err:
+            raise StorageError(f"{uri}: cannot list ({err})") from None
+
+    def list(self, prefix: str) -> list[str]:
+        bucket, _ = split_s3(prefix)
+        return sorted(f"s3://{bucket}/{k}" for k in self._iter_keys(prefix))
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3(uri)
+        keys = list(self._iter_keys(uri)) or [key]
+        for k in keys:
+            self.client.delete_object(Bucket=bucket, Key=k)
