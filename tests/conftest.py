@@ -1,0 +1,76 @@
+"""Shared fixtures. Servers (PostgreSQL, the S3 API server, MLflow stores) are real and local."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_START = date(2026, 1, 1)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Settings rooted in a temp dir (and the environment pointing there for the test)."""
+    from pipeline.config import Settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DRIFTLINE_HOME", str(home))
+    monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(REPO / "config"))
+    monkeypatch.delenv("DRIFTLINE_ARTIFACT_ROOT", raising=False)
+    monkeypatch.delenv("DRIFTLINE_LAKE_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return Settings.from_env()
+
+
+@pytest.fixture
+def spec(settings):
+    """The demo model spec, resolved against the temp settings."""
+    from pipeline.config import load_spec
+
+    return load_spec(REPO / "config" / "credit_default.yaml", settings)
+
+
+def demo_days(start: date, days: int, **options):
+    """Concatenated demo rows for ``days`` days from ``start``."""
+    import pandas as pd
+
+    from pipeline.demo import DemoOptions, generate_day
+
+    opts = DemoOptions(**options)
+    return pd.concat([generate_day(start + timedelta(days=i), opts) for i in range(days)], ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def demo_frame():
+    """14 days of clean demo rows (400/day) from 2026-01-01; treat as read-only."""
+    return demo_days(DEMO_START, 14, rows_per_day=400)
+
+
+@pytest.fixture(scope="session")
+def mlflow_session_uri(tmp_path_factory) -> str:
+    """One SQLite-backed MLflow tracking store for the session (migrations run once)."""
+    d = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{d / 'mlflow.db'}"
+
+
+@pytest.fixture
+def mlflow_uri(mlflow_session_uri, monkeypatch) -> str:
+    """The session MLflow store, set as the tracking and registry URI for this test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_session_uri)
+    mlflow.set_tracking_uri(mlflow_session_uri)
+    mlflow.set_registry_uri(mlflow_session_uri)
+    return mlflow_session_uri
