@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,6 +14,9 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 REPO = Path(__file__).resolve().parent.parent
+# The repo is not installed into the venv: make `pipeline` and `tests.servers` importable.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 DEMO_START = date(2026, 1, 1)
 
 
@@ -74,3 +79,44 @@ def mlflow_uri(mlflow_session_uri, monkeypatch) -> str:
     mlflow.set_tracking_uri(mlflow_session_uri)
     mlflow.set_registry_uri(mlflow_session_uri)
     return mlflow_session_uri
+
+
+@pytest.fixture(scope="session")
+def postgres_uri():
+    """A throwaway PostgreSQL cluster for the session: ``postgresql://postgres@127.0.0.1:PORT/driftline``.
+
+    Fails (never skips) with the install command when the server binaries are missing.
+    """
+    from tests.servers import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        yield cluster.uri
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3 API server (moto) on 127.0.0.1 for the session; yields its endpoint URL."""
+    from tests.servers import S3Server
+
+    with S3Server() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture
+def s3_client(s3_endpoint):
+    """A boto3 S3 client for the session's S3 API server."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                        aws_secret_access_key="testing", region_name="us-east-1")
+
+
+_bucket_numbers = itertools.count()
+
+
+@pytest.fixture
+def s3_bucket(s3_client) -> str:
+    """A fresh, empty bucket name per test (created on the session's S3 API server)."""
+    name = f"driftline-test-{os.getpid()}-{next(_bucket_numbers)}"
+    s3_client.create_bucket(Bucket=name)
+    return name

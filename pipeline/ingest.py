@@ -1,0 +1,461 @@
+"""Ingest: read one time window of a model's source into one snapshot.
+
+Contract:
+* ``ingest(spec, data_interval_end, store, out_prefix)`` reads the rows whose timestamp lies in
+  ``[data_interval_end - days, data_interval_end)`` -- never a row at or after the end -- and
+  writes ``<out_prefix>/snapshot.parquet`` plus ``<out_prefix>/snapshot.json`` (the
+  :class:`~pipeline.artifacts.Snapshot` record). Re-running the same window overwrites both and
+  yields the same ``content_hash``.
+* Sources (``spec.source``): a hive lake ``<uri>/ds=YYYY-MM-DD/*.<format>`` on a local path or
+  ``s3://`` (only partitions whose day overlaps the window are listed and opened, one object at
+  a time; names starting with ``.`` or ``_`` and other suffixes are ignored), or a Postgres
+  table/query read through ADBC with the window bound as parameters.
+* Memory is bounded by one file (lake) or one record batch (Postgres), not by the window: rows
+  stream into a local parquet file that is copied to the store at the end.
+* The snapshot's schema is the same whatever the files looked like: the timestamp is
+  ``timestamp[us, UTC]``, numeric features ``float64``, a binary target ``int64``, a regression
+  target ``float64``, categorical features ``string``; other columns keep the type of the first
+  file that has them (later files are cast to it safely, integers widened to float when needed
+  only for features). Columns are ordered as ``spec.required_columns``, then the others sorted.
+* ``content_hash`` is the sum modulo 2**64 of ``pandas.util.hash_pandas_object`` over all rows
+  (hex), so it does not depend on file order, batch sizes or row order.
+* Days of the window without rows are reported in ``missing_days`` and logged, not raised.
+
+Raises (all :class:`IngestError`): :class:`SourceUnreachable`, :class:`EmptyWindow`,
+:class:`MissingColumns`, :class:`UnreadableFile`, :class:`SchemaMismatch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.artifacts import Snapshot
+from pipeline.config import ModelSpec
+from pipeline.errors import DriftlineError
+from pipeline.storage import Store, is_s3, join, split_s3
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+_HIDDEN_PREFIXES = (".", "_")
+
+
+class IngestError(DriftlineError):
+    """The window could not be turned into a snapshot."""
+
+
+class SourceUnreachable(IngestError):
+    """The lake root, bucket, endpoint, database or table cannot be reached."""
+
+
+class EmptyWindow(IngestError):
+    """The source has no rows in the window."""
+
+
+class MissingColumns(IngestError):
+    """A file or table lacks columns the spec requires."""
+
+
+class UnreadableFile(IngestError):
+    """A lake file is not valid parquet/CSV."""
+
+
+class SchemaMismatch(IngestError):
+    """A column's values cannot be converted to the snapshot's type for that column."""
+
+
+def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefix: str, *,
+           days: int | None = None, s3_client: Any = None, pg_uri: str | None = None) -> Snapshot:
+    """Read ``[data_interval_end - days, data_interval_end)`` from ``spec.source`` into a snapshot.
+
+    Args:
+        spec: the model spec (source, timestamp column, required columns, chunk size).
+        data_interval_end: exclusive end of the window; naive datetimes are taken as UTC.
+        store: where ``out_prefix`` lives (local or S3).
+        out_prefix: the run prefix; ``snapshot.parquet`` and ``snapshot.json`` are written there.
+        days: window length in days (default ``spec.windows.total_days``).
+        s3_client: boto3 S3 client for an ``s3://`` lake (built by the caller from its connection).
+        pg_uri: PostgreSQL URI for a ``postgres`` source.
+
+    Returns:
+        The :class:`Snapshot` record (also written as ``<out_prefix>/snapshot.json``).
+
+    Raises:
+        SourceUnreachable: the lake root/bucket/endpoint or database/table cannot be reached, or
+            no client/URI was given for the source.
+        EmptyWindow: no row of the source falls in the window.
+        MissingColumns: a file or the table lacks some of ``spec.required_columns``.
+        UnreadableFile: a lake file is corrupt or not of the spec's format.
+        SchemaMismatch: a column cannot be converted to the snapshot's type.
+    """
+    end = _as_utc(data_interval_end)
+    n_days = spec.windows.total_days if days is None else days
+    if n_days <= 0:
+        raise ValueError(f"days must be positive, got {n_days}")
+    start = end - timedelta(days=n_days)
+    source = _describe_source(spec, pg_uri)
+    window = f"[{start.isoformat()}, {end.isoformat()})"
+
+    if spec.source.kind == "lake":
+        parts = _lake_parts(spec, start, end, s3_client)
+    else:
+        if not pg_uri:
+            raise SourceUnreachable(f"{source}: no PostgreSQL URI given (pass pg_uri or configure "
+                                    f"connection {spec.source.conn_id or 'postgres_default'!r})")
+        parts = _postgres_parts(spec, start, end, pg_uri)
+
+    writer = _SnapshotWriter(spec, start, end)
+    try:
+        for where, table in parts:
+            writer.add(where, table)
+        if writer.rows == 0:
+            raise EmptyWindow(f"{source}: no rows with {spec.timestamp_column} in {window} "
+                              f"({writer.units_read} file(s)/batch(es) read); check the data interval "
+                              f"and that the source has been loaded for these days")
+        writer.close()
+        snapshot_uri = join(out_prefix, "snapshot.parquet")
+        store.write_file(snapshot_uri, writer.path)
+    finally:
+        writer.discard()
+
+    missing = [d.isoformat() for d in _window_days(start, end) if d not in writer.days_seen]
+    if missing:
+        log.warning("%s: %d day(s) of %s have no rows: %s", source, len(missing), window, ", ".join(missing))
+    snapshot = Snapshot(
+        uri=snapshot_uri,
+        metadata_uri=join(out_prefix, "snapshot.json"),
+        rows=writer.rows,
+        schema=writer.dtypes,
+        content_hash=f"{writer.hash_sum:016x}",
+        source=source,
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        missing_days=missing,
+    )
+    store.write_json(snapshot.metadata_uri, snapshot.to_dict())
+    log.info("%s: %d rows in %s -> %s", source, snapshot.rows, window, snapshot_uri)
+    return snapshot
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _window_days(start: datetime, end: datetime) -> list[date]:
+    """Calendar days (UTC) that overlap ``[start, end)``."""
+    last = (end - timedelta(microseconds=1)).date()
+    first = start.date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _redact(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
+def _describe_source(spec: ModelSpec, pg_uri: str | None) -> str:
+    if spec.source.kind == "lake":
+        return spec.source.describe()
+    where = f" at {_redact(pg_uri)}" if pg_uri else ""
+    return f"{spec.source.describe()}{where}"
+
+
+@dataclass
+class _SnapshotWriter:
+    """Normalises each incoming table to one schema, streams it to a local parquet file and
+    keeps the running row count, content hash and days seen."""
+
+    spec: ModelSpec
+    start: datetime
+    end: datetime
+    path: str = ""
+    rows: int = 0
+    units_read: int = 0
+    hash_sum: int = 0
+    dtypes: dict[str, str] = field(default_factory=dict)
+    days_seen: set[date] = field(default_factory=set)
+    _schema: pa.Schema | None = None
+    _writer: pq.ParquetWriter | None = None
+
+    def add(self, where: str, table: pa.Table) -> None:
+        self.units_read += 1
+        missing = [c for c in self.spec.required_columns if c not in table.column_names]
+        if missing:
+            raise MissingColumns(
+                f"{where}: missing required column(s) {missing} (the spec needs "
+                f"{list(self.spec.required_columns)}; found {table.column_names})")
+        ts = _to_timestamp(table.column(self.spec.timestamp_column), where, self.spec.timestamp_column)
+        keep = pc.and_(pc.greater_equal(ts, pa.scalar(self.start, TIMESTAMP_TYPE)),
+                       pc.less(ts, pa.scalar(self.end, TIMESTAMP_TYPE)))
+        table = table.set_column(table.schema.get_field_index(self.spec.timestamp_column),
+                                 self.spec.timestamp_column, ts)
+        if keep.null_count:
+            keep = pc.fill_null(keep, False)
+        table = table.filter(keep)
+        if table.num_rows == 0:
+            return
+        if self._schema is None:
+            self._schema = self._target_schema(table)
+        table = self._conform(table, where)
+        frame = table.to_pandas()
+        if not self.dtypes:
+            self.dtypes = {c: str(t) for c, t in frame.dtypes.items()}
+        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        self.hash_sum = (self.hash_sum + int(hashes.sum(dtype=np.uint64))) % (1 << 64)
+        day_values = pc.unique(pc.cast(table.column(self.spec.timestamp_column), pa.date32()))
+        self.days_seen.update(d for d in day_values.to_pylist() if d is not None)
+        if self._writer is None:
+            fd, self.path = tempfile.mkstemp(prefix="driftline-snapshot-", suffix=".parquet")
+            os.close(fd)
+            self._writer = pq.ParquetWriter(self.path, self._schema)
+        self._writer.write_table(table, row_group_size=self.spec.source.chunk_rows)
+        self.rows += table.num_rows
+
+    def _target_schema(self, table: pa.Table) -> pa.Schema:
+        spec = self.spec
+        fixed: dict[str, pa.DataType] = {spec.timestamp_column: TIMESTAMP_TYPE}
+        fixed.update({c: pa.float64() for c in spec.numeric_features})
+        fixed.update({c: pa.string() for c in spec.categorical_features})
+        fixed[spec.target_column] = pa.int64() if spec.task == "binary" else pa.float64()
+        order = list(spec.required_columns) + sorted(c for c in table.column_names if c not in spec.required_columns)
+        fields = []
+        for name in order:
+            if name in fixed:
+                fields.append(pa.field(name, fixed[name]))
+            else:
+                fields.append(pa.field(name, _canonical_type(table.schema.field(name).type)))
+        return pa.schema(fields)
+
+    def _conform(self, table: pa.Table, where: str) -> pa.Table:
+        assert self._schema is not None
+        extra = [c for c in table.column_names if c not in self._schema.names]
+        if extra:
+            log.warning("%s: column(s) %s are not in the snapshot schema (first seen later); dropped", where, extra)
+        columns = []
+        for fld in self._schema:
+            if fld.name not in table.column_names:
+                columns.append(pa.nulls(table.num_rows, fld.type))
+                continue
+            col = table.column(fld.name)
+            if col.type == fld.type:
+                columns.append(col)
+                continue
+            try:
+                columns.append(_cast(col, fld.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+                raise SchemaMismatch(f"{where}: column {fld.name!r} of type {col.type} cannot be converted "
+                                     f"to the snapshot's {fld.type} ({err})") from None
+        return pa.Table.from_arrays(columns, schema=self._schema)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def discard(self) -> None:
+        self.close()
+        if self.path:
+            Path(self.path).unlink(missing_ok=True)
+
+
+def _canonical_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return pa.float64()
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+        return pa.string()
+    if pa.types.is_timestamp(t):
+        return pa.timestamp("us", tz=t.tz)
+    if isinstance(t, pa.ExtensionType):
+        return _canonical_type(t.storage_type)
+    return t
+
+
+def _cast(col: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    """Safe cast; Postgres ``numeric`` (an opaque extension over strings in ADBC) is parsed."""
+    if isinstance(col.type, pa.ExtensionType):
+        col = pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
+    if pa.types.is_timestamp(target) and pa.types.is_timestamp(col.type):
+        return col.cast(target, safe=False)
+    return col.cast(target, safe=True)
+
+
+def _to_timestamp(col: pa.ChunkedArray, where: str, name: str) -> pa.ChunkedArray:
+    """The timestamp column as ``timestamp[us, UTC]``; naive values are taken as UTC."""
+    t = col.type
+    try:
+        if pa.types.is_timestamp(t):
+            # Sub-microsecond precision is dropped: the snapshot keeps microseconds.
+            return col.cast(pa.timestamp(t.unit), safe=False).cast(TIMESTAMP_TYPE) if t.tz is None \
+                else col.cast(TIMESTAMP_TYPE, safe=False)
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            try:
+                return col.cast(TIMESTAMP_TYPE)
+            except pa.ArrowInvalid:
+                return col.cast(pa.timestamp("us")).cast(TIMESTAMP_TYPE)
+        if pa.types.is_date(t):
+            return col.cast(pa.timestamp("us")).cast(TIMESTAMP_TYPE)
+        if pa.types.is_null(t):
+            return col.cast(TIMESTAMP_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise SchemaMismatch(f"{where}: timestamp column {name!r} ({t}) is not parseable as UTC timestamps ({err})") from None
+    raise SchemaMismatch(f"{where}: timestamp column {name!r} has type {t}; expected a timestamp, date or ISO string")
+
+
+def _csv_read_options(spec: ModelSpec) -> tuple[pacsv.ReadOptions, pacsv.ConvertOptions]:
+    # Spec columns get explicit types so every block of every file parses the same way; the
+    # timestamp stays a string here because files may carry naive or offset timestamps.
+    types: dict[str, pa.DataType] = {spec.timestamp_column: pa.string()}
+    types.update({c: pa.float64() for c in spec.numeric_features})
+    types.update({c: pa.string() for c in spec.categorical_features})
+    types[spec.target_column] = pa.float64()
+    if spec.id_column:
+        types[spec.id_column] = pa.string()
+    return (pacsv.ReadOptions(block_size=16 << 20),
+            pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+
+
+def _read_lake_file(spec: ModelSpec, where: str, source: Any) -> Iterator[pa.Table]:
+    """Tables of one lake file, chunked by ``spec.source.chunk_rows`` for parquet."""
+    try:
+        if spec.source.format == "parquet":
+            pf = pq.ParquetFile(source)
+            for batch in pf.iter_batches(batch_size=spec.source.chunk_rows):
+                yield pa.Table.from_batches([batch])
+        else:
+            read_opts, convert_opts = _csv_read_options(spec)
+            reader = pacsv.open_csv(source, read_options=read_opts, convert_options=convert_opts)
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
+        raise UnreadableFile(f"{where}: not a readable {spec.source.format} file ({err}); "
+                             f"replace or remove it and re-run") from None
+
+
+def _is_data_file(name: str, fmt: str) -> bool:
+    return not name.startswith(_HIDDEN_PREFIXES) and name.endswith(f".{fmt}")
+
+
+def _lake_parts(spec: ModelSpec, start: datetime, end: datetime, s3_client: Any) -> Iterator[tuple[str, pa.Table]]:
+    uri = spec.source.uri or ""
+    days = _window_days(start, end)
+    if is_s3(uri):
+        if s3_client is None:
+            raise SourceUnreachable(f"{spec.source.describe()}: an s3:// lake needs an S3 client "
+                                    f"(connection {spec.source.conn_id or 'aws_default'!r})")
+        return _s3_lake_parts(spec, uri, days, s3_client)
+    root = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    if not root.is_dir():
+        raise SourceUnreachable(f"{spec.source.describe()}: lake root {root} does not exist or is not a directory")
+    return _local_lake_parts(spec, root, days)
+
+
+def _local_lake_parts(spec: ModelSpec, root: Path, days: list[date]) -> Iterator[tuple[str, pa.Table]]:
+    for day in days:
+        part = root / f"ds={day:%Y-%m-%d}"
+        if not part.is_dir():
+            continue
+        for path in sorted(part.iterdir()):
+            if path.is_file() and _is_data_file(path.name, spec.source.format):
+                for table in _read_lake_file(spec, str(path), str(path)):
+                    yield str(path), table
+
+
+def _s3_lake_parts(spec: ModelSpec, uri: str, days: list[date], client: Any) -> Iterator[tuple[str, pa.Table]]:
+    bucket, root_key = split_s3(uri)
+    root_key = root_key.rstrip("/")
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", "?")
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as err:
+        raise SourceUnreachable(f"{spec.source.describe()}: bucket {bucket!r} at {endpoint} is not reachable "
+                                f"({err}); check the endpoint, credentials and bucket name") from None
+    for day in days:
+        prefix = f"{root_key}/ds={day:%Y-%m-%d}/" if root_key else f"ds={day:%Y-%m-%d}/"
+        try:
+            keys = [obj["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                    for obj in page.get("Contents", [])]
+        except Exception as err:
+            raise SourceUnreachable(f"{spec.source.describe()}: cannot list s3://{bucket}/{prefix} at {endpoint} "
+                                    f"({err})") from None
+        for key in sorted(keys):
+            if "/" in key[len(prefix):] or not _is_data_file(key.rsplit("/", 1)[-1], spec.source.format):
+                continue
+            where = f"s3://{bucket}/{key}"
+            try:
+                body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except Exception as err:
+                raise SourceUnreachable(f"{where}: cannot read at {endpoint} ({err})") from None
+            for table in _read_lake_file(spec, where, pa.BufferReader(body)):
+                yield where, table
+
+
+def _quote_ident(name: str) -> str:
+    """One SQL identifier, quoted with embedded quotes doubled (so no name can inject SQL)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_relation(name: str) -> str:
+    """``schema.table`` -> ``"schema"."table"``."""
+    parts = name.split(".")
+    if not all(parts) or len(parts) > 3:
+        raise SourceUnreachable(f"postgres table {name!r} is not a valid [database.][schema.]table name")
+    return ".".join(_quote_ident(p) for p in parts)
+
+
+def _postgres_parts(spec: ModelSpec, start: datetime, end: datetime, pg_uri: str) -> Iterator[tuple[str, pa.Table]]:
+    import adbc_driver_manager
+    import adbc_driver_postgresql.dbapi as pgdbapi
+
+    source = _describe_source(spec, pg_uri)
+    ts = _quote_ident(spec.timestamp_column)
+    if spec.source.table:
+        relation, where = _quote_relation(spec.source.table), f"postgres table {spec.source.table}"
+    else:
+        query = spec.source.query.strip().rstrip(";")
+        relation, where = f"({query}) AS driftline_source", "postgres query"
+    sql = f"SELECT * FROM {relation} WHERE {ts} >= $1 AND {ts} < $2"
+    try:
+        conn = pgdbapi.connect(pg_uri)
+    except adbc_driver_manager.Error as err:
+        raise SourceUnreachable(f"{source}: cannot connect ({_first_line(err)}); check the host, port, "
+                                f"database and credentials") from None
+    try:
+        with conn.cursor() as cur:
+            try:
+                cur.execute(sql, parameters=(start, end))
+                reader = cur.fetch_record_batch()
+            except adbc_driver_manager.Error as err:
+                raise SourceUnreachable(f"{source}: query failed ({_first_line(err)}); check that "
+                                        f"{where} exists and has column {spec.timestamp_column!r}") from None
+            missing = [c for c in spec.required_columns if c not in reader.schema.names]
+            if missing:
+                raise MissingColumns(f"{where}: missing required column(s) {missing} (found {reader.schema.names})")
+            for batch in reader:
+                yield where, pa.Table.from_batches([batch])
+    finally:
+        conn.close()
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
