@@ -44,6 +44,8 @@ class Settings:
             specs refer to it as ``${DRIFTLINE_LAKE_ROOT}``.
         mlflow_tracking_uri: ``MLFLOW_TRACKING_URI`` (default SQLite under ``<home>``).
         airflow_home: ``AIRFLOW_HOME`` (default ``<home>/airflow``).
+        mlflow_ui_url: ``DRIFTLINE_MLFLOW_UI_URL``: where people open MLflow (links in the
+            Airflow UI and in records; default ``http://127.0.0.1:5000``, what ``make up`` serves).
     """
 
     home: Path
@@ -52,6 +54,7 @@ class Settings:
     lake_root: str
     mlflow_tracking_uri: str
     airflow_home: Path
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -64,7 +67,14 @@ class Settings:
             lake_root=env.get("DRIFTLINE_LAKE_ROOT") or str(home / "lake"),
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             airflow_home=Path(env.get("AIRFLOW_HOME") or home / "airflow").resolve(),
+            mlflow_ui_url=(env.get("DRIFTLINE_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip("/"),
         )
+
+    def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model_version_url(self, name: str, version: str) -> str:
+        return f"{self.mlflow_ui_url}/#/models/{name}/versions/{version}"
 
     def variables(self) -> dict[str, str]:
         """Values a spec may reference as ``${NAME}``."""

@@ -1,0 +1,114 @@
+"""
+### retrain__&lt;model&gt;: retrain, evaluate and (maybe) promote one model
+
+One DAG per model spec in `$DRIFTLINE_CONFIG_DIR`. Each task calls one stage of `pipeline/`:
+
+**ingest** the spec's window `[as_of - (train+valid+test) days, as_of)` → **validate** it with the
+Great Expectations suite (bad rows quarantined; a critical failure fails the run and leaves the
+champion untouched) → **split_profile** out-of-time into train/valid/test and profile the
+training window → **train** the XGBoost candidate and the baseline (MLflow run) → **evaluate**
+candidate, baseline and champion on the same test window and apply the promotion gates →
+**promote**: register the candidate, move `champion` by compare-and-set if the gates say so →
+**report**: write the decision record (`decision.json`, also on the MLflow run).
+
+`as_of` is midnight UTC of the run's data-interval end (or the `as_of_date` param). A failing
+gate is not a failed run: it ends "not promoted" with its reasons. Backfills recompute history
+but never move the champion back to older data (freshness gate).
+
+Params (Trigger DAG w/ config): `dry_run`, `force_promote` + `reason`, `as_of_date`,
+`train_days` / `valid_days` / `test_days`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+from driftline_airflow.links import mlflow_task
+
+IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
+              "max_retry_delay": timedelta(minutes=10)}
+NO_RETRIES = {"retries": 0}
+
+
+def _step(model: str, name: str, *args):
+    """Run one step of pipeline.retrain in this task; a DriftlineError fails the task without retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from driftline_airflow.runtime import run_env
+
+    from pipeline import retrain
+    from pipeline.errors import DriftlineError
+
+    env = run_env(model)
+    try:
+        return getattr(retrain, name)(env, *args)
+    except DriftlineError as err:
+        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+
+
+def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
+    @dag(
+        dag_id=f"retrain__{model}",
+        schedule=schedule,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["driftline", "retrain", *tags],
+        doc_md=__doc__,
+        render_template_as_native_obj=True,
+        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=30), **NO_RETRIES},
+        params={
+            "dry_run": Param(False, type="boolean", description="Evaluate and register, never move the champion."),
+            "force_promote": Param(False, type="boolean", description="Skip gates 2-6 (not validation, not the floor)."),
+            "reason": Param("", type="string", description="Why: required with force_promote; recorded."),
+            "as_of_date": Param(None, type=["null", "string"], format="date", description="Read data before this day (UTC)."),
+            "train_days": Param(None, type=["null", "integer"], minimum=1, description="Override the spec's train window."),
+            "valid_days": Param(None, type=["null", "integer"], minimum=1, description="Override the valid window."),
+            "test_days": Param(None, type=["null", "integer"], minimum=1, description="Override the test window."),
+        },
+    )
+    def retrain_dag():
+        @task(**IO_RETRIES)
+        def ingest() -> dict:
+            return _step(model, "ingest_step")
+
+        @task(execution_timeout=timedelta(minutes=20))
+        def validate(snapshot: dict) -> dict:
+            return _step(model, "validate_step", snapshot)
+
+        @task(**IO_RETRIES)
+        def split_profile(validation: dict) -> dict:
+            return _step(model, "split_step", validation)
+
+        @mlflow_task(execution_timeout=timedelta(hours=2), retries=1, retry_delay=timedelta(minutes=1))
+        def train(split: dict) -> dict:
+            return _step(model, "train_step", split)
+
+        @mlflow_task()
+        def evaluate(split: dict, trained: dict) -> dict:
+            return _step(model, "evaluate_step", split, trained)
+
+        @mlflow_task(outlets=[Asset(f"driftline://{model}/champion", name=f"{model}_champion")], **IO_RETRIES)
+        def promote(evaluation: dict) -> dict:
+            return _step(model, "promote_step", evaluation)
+
+        @mlflow_task(trigger_rule="all_done", **IO_RETRIES)
+        def report() -> dict:
+            return _step(model, "report_step")
+
+        split = split_profile(validate(ingest()))
+        promoted = promote(evaluate(split, train(split)))
+        promoted >> report()
+
+    return retrain_dag()
+
+
+def _specs():
+    from pipeline.config import Settings, load_specs
+
+    return load_specs(Settings.from_env().config_dir)
+
+
+for _spec in _specs():
+    globals()[f"retrain__{_spec.name}"] = build_retrain_dag(_spec.name, _spec.schedule, [_spec.name, _spec.task])

@@ -1,0 +1,91 @@
+"""The environment of one run, as plain values: what every step of a DAG (or the CLI) needs.
+
+Contract: a :class:`RunEnv` is built once per task -- by ``plugins/driftline_airflow/runtime.py``
+from the Airflow context and connections, or by :meth:`RunEnv.local` for the CLI and tests --
+and passed to the step functions of :mod:`pipeline.retrain` and :mod:`pipeline.monitor`.
+Nothing in it reads the environment after construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from pipeline.artifacts import day_key, monitor_prefix, run_prefix
+from pipeline.config import ModelSpec, Settings
+from pipeline.storage import Store
+
+
+def to_as_of(day: date | datetime | str) -> datetime:
+    """Midnight UTC of ``day``: the exclusive end of the data a run may read."""
+    if isinstance(day, str):
+        day = datetime.strptime(day[:10], "%Y-%m-%d")
+    if isinstance(day, datetime):
+        day = day.astimezone(timezone.utc) if day.tzinfo else day
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class RunEnv:
+    """One run's spec, instant, clients and intent.
+
+    Attributes:
+        spec: the model spec (with any window overrides applied).
+        settings: resolved runtime settings.
+        as_of: exclusive end of readable data (midnight UTC).
+        artifact_s3_client / source_s3_client: boto3 clients when those live on S3.
+        pg_uri: Postgres URI when the source is Postgres.
+        trigger: what started the run (kind schedule/manual/backfill/asset/drift, by, reason, ...).
+        lineage: tags put on the MLflow runs (orchestrator ids).
+        dry_run: evaluate and register, never move the champion.
+        force_promote: skip promotion gates 2-6 (not validation, not the floor); needs ``reason``.
+        reason: a person's reason for a manual/forced run.
+    """
+
+    spec: ModelSpec
+    settings: Settings
+    as_of: datetime
+    artifact_s3_client: Any = None
+    source_s3_client: Any = None
+    pg_uri: str | None = None
+    trigger: dict[str, Any] = field(default_factory=lambda: {"kind": "manual"})
+    lineage: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    force_promote: bool = False
+    reason: str | None = None
+
+    @classmethod
+    def local(cls, spec: ModelSpec, as_of: date | datetime | str, *, settings: Settings | None = None,
+              **kwargs: Any) -> "RunEnv":
+        """A run outside Airflow (CLI, tests): S3 clients default to boto3's from the environment."""
+        from pipeline.storage import default_s3_client, is_s3
+
+        settings = settings or Settings.from_env()
+        if is_s3(settings.artifact_root):
+            kwargs.setdefault("artifact_s3_client", default_s3_client())
+        if spec.source.kind == "lake" and is_s3(spec.source.uri or ""):
+            kwargs.setdefault("source_s3_client", default_s3_client())
+        return cls(spec=spec, settings=settings, as_of=to_as_of(as_of), **kwargs)
+
+    @property
+    def day(self) -> str:
+        return day_key(self.as_of)
+
+    @property
+    def store(self) -> Store:
+        return Store.for_uri(self.settings.artifact_root, self.artifact_s3_client)
+
+    @property
+    def run_prefix(self) -> str:
+        return run_prefix(self.settings.artifact_root, self.spec.name, self.day)
+
+    @property
+    def monitor_prefix(self) -> str:
+        return monitor_prefix(self.settings.artifact_root, self.spec.name, self.day)
+
+    def mlflow_client(self) -> Any:
+        from mlflow import MlflowClient
+
+        uri = self.settings.mlflow_tracking_uri
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -1,0 +1,119 @@
+"""Build a :class:`pipeline.runenv.RunEnv` from the Airflow task context.
+
+This is the only place that turns Airflow concepts (connections, params, dag_run) into the plain
+values ``pipeline/`` takes: the spec (with the run's window overrides), the as-of instant, the
+artifact store, source clients from connections, and who/what triggered the run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+TRIGGER_KINDS = {"scheduled": "schedule", "manual": "manual", "backfill": "backfill", "asset_triggered": "asset"}
+
+
+def as_of_from_context(context: Any) -> datetime:
+    """Midnight UTC of the run's data-interval end (a run never reads data at or after it).
+
+    A nightly run at 00:00 reads through the previous day; a manual trigger at 14:35 reads the
+    same, so a partial day never enters a model. The ``as_of_date`` param overrides it.
+    """
+    params = context.get("params") or {}
+    override = params.get("as_of_date")
+    if override:
+        day = datetime.strptime(str(override), "%Y-%m-%d")
+        return day.replace(tzinfo=timezone.utc)
+    dag_run = context["dag_run"]
+    end = context.get("data_interval_end") or context.get("logical_date") or dag_run.run_after
+    end = end.astimezone(timezone.utc)
+    return datetime(end.year, end.month, end.day, tzinfo=timezone.utc)
+
+
+def trigger_from_context(context: Any) -> dict[str, Any]:
+    """What started this run: schedule / manual / backfill / asset / drift, by whom, and why."""
+    dag_run = context["dag_run"]
+    conf = dict(dag_run.conf or {})
+    params = context.get("params") or {}
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+    kind = "drift" if conf.get("trigger") == "drift" else TRIGGER_KINDS.get(run_type, run_type)
+    return {
+        "kind": kind,
+        "run_type": run_type,
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "by": getattr(dag_run, "triggering_user_name", None) or conf.get("requested_by"),
+        "reason": conf.get("reason") or params.get("reason") or None,
+        "report_uri": conf.get("report_uri"),
+        "monitor_run_id": conf.get("monitor_run_id"),
+    }
+
+
+def _window_overrides(params: dict[str, Any]) -> dict[str, int]:
+    return {k: int(params[k]) for k in ("train_days", "valid_days", "test_days") if params.get(k)}
+
+
+def run_env(model: str, context: Any | None = None) -> Any:
+    """The :class:`pipeline.runenv.RunEnv` of the current task.
+
+    Connections: an ``s3://`` artifact root or lake uses the spec's AWS connection
+    (``artifacts_conn_id`` / ``source.conn_id``) through ``S3Hook``; a Postgres source uses
+    ``PostgresHook`` on ``source.conn_id`` (default ``postgres_default``).
+    """
+    from airflow.sdk import get_current_context
+
+    from pipeline.config import Settings, find_spec
+    from pipeline.runenv import RunEnv
+    from pipeline.storage import is_s3
+
+    context = context or get_current_context()
+    params = dict(context.get("params") or {})
+    settings = Settings.from_env()
+    spec = find_spec(model, settings)
+    overrides = _window_overrides(params)
+    if overrides:
+        spec = spec.model_copy(update={"windows": spec.windows.model_copy(update=overrides)})
+
+    artifact_s3 = _s3_client(spec.artifacts_conn_id) if is_s3(settings.artifact_root) else None
+    source_s3 = pg_uri = None
+    if spec.source.kind == "lake" and is_s3(spec.source.uri or ""):
+        source_s3 = _s3_client(spec.source.conn_id or spec.artifacts_conn_id)
+    elif spec.source.kind == "postgres":
+        pg_uri = _postgres_uri(spec.source.conn_id or "postgres_default")
+
+    trigger = trigger_from_context(context)
+    ti = context.get("ti")
+    lineage = {
+        "driftline.trigger": trigger["kind"],
+        "airflow.dag_id": trigger["dag_id"],
+        "airflow.run_id": trigger["run_id"],
+        "airflow.run_type": trigger["run_type"],
+    }
+    if ti is not None:
+        lineage["airflow.try_number"] = str(getattr(ti, "try_number", ""))
+    return RunEnv(
+        spec=spec,
+        settings=settings,
+        as_of=as_of_from_context(context),
+        artifact_s3_client=artifact_s3,
+        source_s3_client=source_s3,
+        pg_uri=pg_uri,
+        trigger=trigger,
+        lineage=lineage,
+        dry_run=bool(params.get("dry_run", False)),
+        force_promote=bool(params.get("force_promote", False)),
+        reason=str(params.get("reason") or "") or None,
+    )
+
+
+def _s3_client(conn_id: str) -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+def _postgres_uri(conn_id: str) -> str:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    uri = PostgresHook(postgres_conn_id=conn_id).get_uri()
+    return "postgresql://" + uri.split("://", 1)[1] if "://" in uri else uri

@@ -1,0 +1,36 @@
+"""The driftline Airflow plugin: Jinja macros for MLflow URLs.
+
+Operator links are deliberately *not* registered here: in Airflow 3 they are declared on the
+operator class (``driftline_airflow.links``) and computed on the worker.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+
+def mlflow_run_url(experiment_id: str, run_id: str) -> str:
+    """URL of an MLflow run in the configured MLflow UI."""
+    from pipeline.config import Settings
+
+    return Settings.from_env().mlflow_run_url(experiment_id, run_id)
+
+
+def model_version_url(name: str, version: str) -> str:
+    """URL of a registered model version in the configured MLflow UI."""
+    from pipeline.config import Settings
+
+    return Settings.from_env().model_version_url(name, version)
+
+
+def artifact_prefix(model: str, day: str) -> str:
+    """Where a retrain run of ``model`` for ``day`` (YYYY-MM-DD) writes its artifacts."""
+    from pipeline.artifacts import run_prefix
+    from pipeline.config import Settings
+
+    return run_prefix(Settings.from_env().artifact_root, model, day)
+
+
+class DriftlinePlugin(AirflowPlugin):
+    name = "driftline"
+    macros = [mlflow_run_url, model_version_url, artifact_prefix]
