@@ -1,0 +1,344 @@
+"""The retrain run as plain functions, one per DAG task, over URIs and small records.
+
+Contract:
+* Each ``*_step(env, ...)`` takes a :class:`pipeline.runenv.RunEnv` and the small JSON results
+  of the steps before it, calls one stage's entrypoint, and returns its small JSON result.
+* Every step also records its outcome (result or error) under ``<run_prefix>/steps/<name>.json``
+  so :func:`report_step` can explain the run even when a step failed. ``ingest_step`` clears
+  the run prefix first: a re-run of the same date overwrites, it never mixes with old outputs.
+* :func:`report_step` writes the run's one decision record, ``<run_prefix>/decision.json``
+  (also attached to the candidate's MLflow run), logs its summary, and raises
+  :class:`RunFailed` if any step failed -- so a failed validation fails the run, while a
+  failing gate is a successful run that ends "not promoted" with its reasons.
+* The champion is only ever moved by :func:`promote_step`, through the registry's
+  compare-and-set; a dry run or a failed gate registers the candidate and moves nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pipeline.errors import DriftlineError
+from pipeline.runenv import RunEnv
+from pipeline.storage import StorageError, join
+
+log = logging.getLogger(__name__)
+
+STEPS = ("ingest", "validate", "split", "train", "evaluate", "promote")
+
+
+class RunFailed(DriftlineError):
+    """A step of the run failed; the decision record says which, why, and where the evidence is."""
+
+
+def _step_uri(env: RunEnv, name: str) -> str:
+    return join(env.run_prefix, "steps", f"{name}.json")
+
+
+def recorded(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Record a step's result, or its error, for the report (then re-raise the error)."""
+
+    def wrap(fn: Callable[..., dict]) -> Callable[..., dict]:
+        @functools.wraps(fn)
+        def run(env: RunEnv, *args: Any) -> dict:
+            run_id = env.trigger.get("run_id")
+            try:
+                result = fn(env, *args)
+            except Exception as err:
+                env.store.write_json(_step_uri(env, name), {
+                    "step": name, "run_id": run_id, "ok": False,
+                    "error": f"{type(err).__name__}: {err}", "at": _now()})
+                raise
+            env.store.write_json(_step_uri(env, name), {
+                "step": name, "run_id": run_id, "ok": True, "result": result, "at": _now()})
+            return result
+
+        return run
+
+    return wrap
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@recorded("ingest")
+def ingest_step(env: RunEnv) -> dict:
+    """Clear this date's prefix, then snapshot the spec's training window before ``env.as_of``."""
+    from pipeline.ingest import ingest
+
+    env.store.delete(env.run_prefix)
+    snapshot = ingest(env.spec, env.as_of, env.store, env.run_prefix,
+                      s3_client=env.source_s3_client, pg_uri=env.pg_uri)
+    return snapshot.to_dict()
+
+
+@recorded("validate")
+def validate_step(env: RunEnv, snapshot: dict) -> dict:
+    """Validate the snapshot with the model's suite; quarantine bad rows (raises ValidationFailed)."""
+    from pipeline.validate import validate
+
+    return validate(env.spec, snapshot["uri"], env.store, env.run_prefix).to_dict()
+
+
+@recorded("split")
+def split_step(env: RunEnv, validation: dict) -> dict:
+    """Out-of-time split of the clean rows and the training window's reference profile."""
+    from pipeline.features import split_and_profile
+
+    return split_and_profile(env.spec, validation["clean_uri"], env.store, env.run_prefix, env.as_of).to_dict()
+
+
+def _lineage(env: RunEnv) -> dict[str, str]:
+    snapshot = _read_step(env, "ingest") or {}
+    tags = {
+        **env.lineage,
+        "driftline.model": env.spec.name,
+        "driftline.data_interval_end": env.as_of.isoformat(),
+        "driftline.trigger": str(env.trigger.get("kind") or "manual"),
+        "driftline.artifacts": env.run_prefix,
+    }
+    if env.trigger.get("reason"):
+        tags["driftline.trigger_reason"] = str(env.trigger["reason"])[:4000]
+    if env.trigger.get("report_uri"):
+        tags["driftline.drift_report"] = str(env.trigger["report_uri"])
+    if snapshot.get("result", {}).get("content_hash"):
+        tags["driftline.snapshot_hash"] = snapshot["result"]["content_hash"]
+    return tags
+
+
+@recorded("train")
+def train_step(env: RunEnv, split: dict) -> dict:
+    """Train candidate and baseline in one MLflow run tagged with the run's lineage."""
+    from pipeline.features import Split
+    from pipeline.train import train
+
+    result = train(env.spec, Split.from_dict(split), env.store,
+                   tracking_uri=env.settings.mlflow_tracking_uri, lineage=_lineage(env)).to_dict()
+    result["mlflow_run_url"] = env.settings.mlflow_run_url(result["experiment_id"], result["run_id"])
+    return result
+
+
+@recorded("evaluate")
+def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
+    """Score candidate, baseline and champion on the test window; apply the promotion gates.
+
+    Also stores what the monitor later needs on the candidate's run: its test metrics and its
+    score profile on the test window (``reference_scores.json``).
+    """
+    import mlflow.sklearn
+
+    from pipeline import registry
+    from pipeline.evaluate import decide, evaluate
+    from pipeline.profile import score_profile
+
+    spec, client = env.spec, env.mlflow_client()
+    champion = registry.get_champion(client, spec)
+    test_df = env.store.read_parquet(split["test_uri"])
+    candidate = mlflow.sklearn.load_model(trained["model_uri"])
+    baseline = mlflow.sklearn.load_model(trained["baseline_uri"])
+    champion_model = mlflow.sklearn.load_model(champion.uri) if champion else None
+    evaluation = evaluate(
+        spec, test_df, candidate, baseline, champion_model,
+        candidate_info={"data_interval_end": env.as_of.isoformat(), "run_id": trained["run_id"]},
+        champion_info={"data_interval_end": champion.data_interval_end or "", "version": champion.version,
+                       "run_id": champion.run_id} if champion else None,
+        store=env.store, out_uri=join(env.run_prefix, "evaluation.json"),
+    )
+    decision = decide(evaluation.evidence(), spec.promotion, primary_metric=spec.primary_metric,
+                      force=env.force_promote, reason=env.reason)
+
+    scores = _scores(spec, candidate, test_df)
+    run_id = trained["run_id"]
+    for metric, ci in evaluation.metrics["candidate"].items():
+        if ci.get("estimate") is not None:
+            client.log_metric(run_id, f"test_{metric}", float(ci["estimate"]))
+    for role in ("baseline", "champion"):
+        for metric, ci in evaluation.metrics.get(role, {}).items():
+            if ci.get("estimate") is not None:
+                client.log_metric(run_id, f"{role}_test_{metric}", float(ci["estimate"]))
+    _log_json(client, run_id, "reference_scores.json", score_profile(scores, n_bins=spec.drift.psi_bins))
+    _log_json(client, run_id, "evaluation.json", evaluation.to_dict())
+    client.set_tag(run_id, "driftline.gates", "pass" if decision.promote else "fail")
+    return {
+        "evaluation_uri": evaluation.uri,
+        "decision": decision.to_dict(),
+        "champion_before": champion.version if champion else None,
+        "candidate_run_id": run_id,
+        "candidate_model_uri": trained["model_uri"],
+        "test_metric": evaluation.metrics["candidate"][spec.primary_metric]["estimate"],
+        "mlflow_run_url": trained.get("mlflow_run_url"),
+    }
+
+
+def _scores(spec: Any, model: Any, df: Any) -> Any:
+    features = df[list(spec.model_columns)]
+    if spec.task == "binary":
+        return model.predict_proba(features)[:, 1]
+    return model.predict(features)
+
+
+def _log_json(client: Any, run_id: str, name: str, obj: Any) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from pipeline.storage import dumps
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(dumps(obj))
+        client.log_artifact(run_id, str(path))
+
+
+@recorded("promote")
+def promote_step(env: RunEnv, evaluation: dict) -> dict:
+    """Register the candidate (always; ``challenger`` follows it) and move ``champion`` by
+    compare-and-set when the decision says so and this is not a dry run."""
+    from pipeline import registry
+
+    spec, client = env.spec, env.mlflow_client()
+    decision = evaluation["decision"]
+    snapshot = (_read_step(env, "ingest") or {}).get("result", {})
+    tags = {
+        "driftline.data_interval_end": env.as_of.isoformat(),
+        "driftline.snapshot_hash": snapshot.get("content_hash", ""),
+        "driftline.trigger": str(env.trigger.get("kind")),
+        "airflow.dag_id": str(env.trigger.get("dag_id") or ""),
+        "airflow.run_id": str(env.trigger.get("run_id") or ""),
+        "driftline.gates": "pass" if decision["promote"] else "fail",
+        "driftline.decision_summary": decision["summary"][:4000],
+        "driftline.artifacts": env.run_prefix,
+    }
+    version = registry.register_candidate(client, spec, model_uri=evaluation["candidate_model_uri"],
+                                          run_id=evaluation["candidate_run_id"], tags=tags)
+    actor = env.trigger.get("by") or f"airflow:{env.trigger.get('dag_id') or 'cli'}"
+    expected = evaluation["champion_before"]
+    if env.dry_run:
+        outcome = {"promoted": False, "champion_before": expected, "champion_after": expected,
+                   "message": "dry run: candidate registered and evaluated, champion not moved"}
+    elif not decision["promote"]:
+        outcome = {"promoted": False, "champion_before": expected, "champion_after": expected,
+                   "message": "gates failed: champion not moved"}
+    else:
+        reason = env.reason or f"gates passed ({env.trigger.get('kind')} run for {env.day})"
+        result = registry.promote(client, spec, version=version.version, expected_champion=expected,
+                                  decision=decision, actor=str(actor), reason=reason, force=env.force_promote)
+        outcome = result.to_dict()
+    return {
+        **{k: outcome.get(k) for k in ("promoted", "champion_before", "champion_after", "message")},
+        "candidate_version": version.version,
+        "model_version_url": env.settings.model_version_url(spec.registry_name, version.version),
+        "mlflow_run_url": evaluation.get("mlflow_run_url"),
+    }
+
+
+def _read_step(env: RunEnv, name: str) -> dict | None:
+    try:
+        record = env.store.read_json(_step_uri(env, name))
+    except StorageError:
+        return None
+    if record.get("run_id") != env.trigger.get("run_id"):
+        return None
+    return record
+
+
+def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
+    """The decision record of a run from its step records (pure; see :func:`report_step`)."""
+    failed = next((n for n in STEPS if steps.get(n) and not steps[n]["ok"]), None)
+    missing = next((n for n in STEPS if steps.get(n) is None), None)
+    result = {n: (steps[n] or {}).get("result") or {} for n in STEPS}
+    evaluation, promotion = result["evaluate"], result["promote"]
+    decision = evaluation.get("decision") or {}
+    if failed or missing:
+        stage = failed or missing
+        error = steps[stage]["error"] if failed else f"step {stage} did not run (an upstream task failed or was skipped)"
+        status, summary = "failed", f"run failed at {stage}: {error}"
+        reasons = [summary, "the champion was not touched"]
+    elif env.dry_run:
+        status, summary = "dry_run", "dry run: " + decision.get("summary", "")
+        reasons = ["dry run requested: the champion is never moved", *decision.get("reasons", [])]
+    elif promotion.get("promoted"):
+        status, summary = "promoted", decision.get("summary", "")
+        reasons = decision.get("reasons", [])
+    else:
+        status, summary = "not_promoted", decision.get("summary", "")
+        reasons = decision.get("reasons", [])
+    validation = result["validate"]
+    return {
+        "model": env.spec.name,
+        "date": env.day,
+        "as_of": env.as_of.isoformat(),
+        "status": status,
+        "promote": bool(promotion.get("promoted")) and status == "promoted",
+        "summary": summary,
+        "reasons": reasons,
+        "failed_step": failed or missing,
+        "gates": decision.get("gates", []),
+        "forced": decision.get("forced", False),
+        "dry_run": env.dry_run,
+        "primary_metric": env.spec.primary_metric,
+        "candidate_version": promotion.get("candidate_version"),
+        "champion_before": promotion.get("champion_before", evaluation.get("champion_before")),
+        "champion_after": promotion.get("champion_after", evaluation.get("champion_before")),
+        "candidate_run_id": evaluation.get("candidate_run_id") or result["train"].get("run_id"),
+        "trigger": env.trigger,
+        "links": {
+            "mlflow_run": result["train"].get("mlflow_run_url"),
+            "model_version": promotion.get("model_version_url"),
+        },
+        "evidence": {
+            "snapshot": result["ingest"].get("uri"),
+            "rows": result["ingest"].get("rows"),
+            "missing_days": result["ingest"].get("missing_days"),
+            "validation": validation.get("report_uri") or join(env.run_prefix, "validation.json"),
+            "quarantined_rows": validation.get("quarantined_rows"),
+            "data_docs": validation.get("data_docs_uri"),
+            "profile": result["split"].get("profile_uri"),
+            "evaluation": evaluation.get("evaluation_uri"),
+        },
+    }
+
+
+def report_step(env: RunEnv) -> dict:
+    """Write ``decision.json`` (and attach it to the candidate's MLflow run), log its summary.
+
+    Raises:
+        RunFailed: a step failed; the record is written first and names the step and error.
+    """
+    steps = {name: _read_step(env, name) for name in STEPS}
+    record = build_record(env, steps)
+    uri = env.store.write_json(join(env.run_prefix, "decision.json"), record)
+    record["decision_uri"] = uri
+    if record["candidate_run_id"]:
+        client = env.mlflow_client()
+        _log_json(client, record["candidate_run_id"], "decision.json", record)
+        client.set_tag(record["candidate_run_id"], "driftline.decision", record["status"])
+        client.set_tag(record["candidate_run_id"], "driftline.decision_uri", uri)
+    log.info("decision for %s on %s: %s -- %s (record: %s)", env.spec.name, env.day, record["status"],
+             record["summary"], uri)
+    for reason in record["reasons"]:
+        log.info("  - %s", reason)
+    if record["status"] == "failed":
+        raise RunFailed(f"{record['summary']} (decision record: {uri})")
+    return {"status": record["status"], "summary": record["summary"], "decision_uri": uri,
+            "mlflow_run_url": record["links"]["mlflow_run"], "model_version_url": record["links"]["model_version"]}
+
+
+def run_all(env: RunEnv) -> dict:
+    """Run every step in order in this process (the CLI's ``run`` and tests); returns the report.
+
+    A failing step stops the chain, and the report still records it (then raises RunFailed).
+    """
+    try:
+        snapshot = ingest_step(env)
+        validation = validate_step(env, snapshot)
+        split = split_step(env, validation)
+        trained = train_step(env, split)
+        evaluation = evaluate_step(env, split, trained)
+        promote_step(env, evaluation)
+    except Exception as err:  # recorded by the failing step; the report below explains and raises
+        log.error("%s: %s", type(err).__name__, err)
+    return report_step(env)
