@@ -1,0 +1,624 @@
+"""Validate a snapshot against its Great Expectations suite: severities, row quarantine, Data Docs.
+
+Contract:
+* ``validate(spec, snapshot_uri, store, out_prefix)`` runs the model's suite (``expectations/
+  <suite_name>.json``) on the snapshot with Great Expectations 1.x and always writes, before it
+  decides anything, ``<out_prefix>/validation.json`` (the report), ``quarantine.parquet`` (rows
+  that broke a row-level expectation, with a ``_quarantine_reason`` column naming every
+  expectation each row broke), ``clean.parquet`` (every other row; ``rows == clean +
+  quarantine``) and ``data_docs/`` (GX Data Docs HTML). Then it raises
+  :class:`ValidationFailed` when a critical expectation failed, more than
+  ``spec.validation.max_quarantine_fraction`` of rows were quarantined, or fewer than
+  ``spec.validation.min_rows`` valid rows remain.
+* Every expectation carries ``meta = {"severity": "critical" | "warning", "row_level": bool}``
+  (missing keys mean critical, not row-level). Whether an expectation failed is GX's verdict
+  (its ``mostly``); a failed critical expectation fails the run, a failed warning is recorded
+  and the run goes on. ``row_level`` expectations additionally send the rows that break them
+  to quarantine, whatever their verdict. An expectation on a column that is missing from the
+  data fails with its own severity and says the column is missing.
+* A snapshot whose ``snapshot.json`` (the ingest record beside it) names a window gets one
+  more critical, row-level check: timestamps inside ``[window_start, window_end)``.
+
+GX 1.24 predates pandas 3: its type expectations recognise neither the ``str`` dtype nor
+tz-aware datetimes, so GX sees a view of the frame with strings as ``object`` and timestamps as
+naive UTC. Quarantine masks are recomputed from each expectation's kwargs on that same view (the
+rules are GX's own pandas rules; the tests check the counts agree with GX), which stays exact
+and fast where GX's ``COMPLETE`` index lists are slow on large frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.artifacts import Record
+from pipeline.config import REPO_ROOT, ModelSpec
+from pipeline.errors import DriftlineError
+from pipeline.storage import Store, join
+
+REASON_COLUMN = "_quarantine_reason"
+SEVERITIES = ("critical", "warning")
+
+#: Expectations whose offending rows can be identified (and so quarantined).
+ROW_LEVEL_TYPES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_unique",
+    "expect_column_values_to_be_dateutil_parseable",
+)
+
+_NUMERIC_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32",
+                  "float64", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype",
+                  "UInt16Dtype", "UInt32Dtype", "UInt64Dtype", "Float32Dtype", "Float64Dtype")
+_DATETIME_TYPES = ("datetime64[s]", "datetime64[ms]", "datetime64[us]", "datetime64[ns]")
+_BOOL_TYPES = ("bool", "BooleanDtype")
+_STRING_TYPES = ("str",)
+_SAMPLE_SIZE = 5
+_DOCS_SITE = "driftline_docs"
+
+
+class ValidationError(DriftlineError):
+    """Base of the validation stage's errors."""
+
+
+class SuiteNotFound(ValidationError):
+    """The model's expectation suite file does not exist."""
+
+
+class InvalidSuite(ValidationError):
+    """The suite file is not valid JSON or an expectation's meta is malformed."""
+
+
+class ValidationFailed(ValidationError):
+    """Critical expectations failed, or too many rows were quarantined, or too few remain.
+
+    Attributes:
+        report: the :class:`ValidationReport` (already written to ``report.report_uri``).
+    """
+
+    def __init__(self, message: str, report: "ValidationReport"):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ValidationReport(Record):
+    """Outcome of one validation (the small part of ``validation.json`` that crosses XCom).
+
+    Attributes:
+        success: no critical failure, quarantine within limit, enough valid rows.
+        rows, valid_rows, quarantined_rows: counts (``rows == valid_rows + quarantined_rows``).
+        quarantine_fraction: ``quarantined_rows / rows`` (0 for an empty snapshot).
+        failures: failed critical expectations, each ``{expectation, column, severity,
+            row_level, observed, expected, unexpected_count, unexpected_percent,
+            quarantined_rows, message}``.
+        warnings: failed warning expectations, same shape.
+        report_uri, quarantine_uri, clean_uri: the written artifacts.
+        data_docs_uri: the Data Docs ``index.html``.
+        suite_name: the suite that was run.
+    """
+
+    success: bool
+    rows: int
+    valid_rows: int
+    quarantined_rows: int
+    quarantine_fraction: float
+    failures: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    report_uri: str
+    quarantine_uri: str
+    clean_uri: str
+    data_docs_uri: str
+    suite_name: str
+
+
+def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, *,
+             suite: dict | None = None, expectations_dir: Path | None = None) -> ValidationReport:
+    """Validate one snapshot, write the report, quarantine, clean rows and Data Docs.
+
+    Args:
+        spec: the model spec (suite name, columns, ``validation`` policy).
+        snapshot_uri: the snapshot parquet (local path or ``s3://``).
+        store: storage for the snapshot and ``out_prefix``.
+        out_prefix: where ``validation.json``, ``quarantine.parquet``, ``clean.parquet`` and
+            ``data_docs/`` go (overwritten on re-run).
+        suite: a GX suite dict to use instead of the model's suite file.
+        expectations_dir: where suite files live (default ``<repo>/expectations``).
+
+    Returns:
+        The :class:`ValidationReport` (``success`` is True: failures raise).
+
+    Raises:
+        SuiteNotFound: no suite file for the model (and no ``suite`` given).
+        InvalidSuite: the suite is malformed.
+        ValidationFailed: a critical expectation failed, the quarantined share exceeds
+            ``spec.validation.max_quarantine_fraction``, or fewer than ``spec.validation.min_rows``
+            valid rows remain; every artifact has been written by then and the message names
+            each failed expectation and the report URI.
+    """
+    suite = suite if suite is not None else load_suite(spec, expectations_dir)
+    frame = store.read_parquet(snapshot_uri)
+    window = _snapshot_window(store, snapshot_uri)
+    if window is not None:
+        suite = _with_window(suite, spec, *window)
+    uris = {
+        "report_uri": join(out_prefix, "validation.json"),
+        "quarantine_uri": join(out_prefix, "quarantine.parquet"),
+        "clean_uri": join(out_prefix, "clean.parquet"),
+        "data_docs_uri": join(out_prefix, "data_docs", "index.html"),
+    }
+    with tempfile.TemporaryDirectory(prefix="driftline-docs-") as docs_dir:
+        report, clean, quarantine = _validate(spec, frame, suite, Path(docs_dir))
+        store.write_parquet(uris["quarantine_uri"], quarantine)
+        store.write_parquet(uris["clean_uri"], clean)
+        store.upload_dir(docs_dir, join(out_prefix, "data_docs"))
+    report = {**report, "snapshot_uri": snapshot_uri, **uris}
+    store.write_json(uris["report_uri"], report)
+    result = ValidationReport.from_dict(report)
+    if not result.success:
+        raise ValidationFailed(_failure_message(report, snapshot_uri), result)
+    return result
+
+
+def validate_frame(spec: ModelSpec, df: pd.DataFrame, suite: dict) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Run ``suite`` on an in-memory frame (no files, no Data Docs, never raises on bad data).
+
+    Args:
+        spec: the model spec (its ``validation`` policy decides ``success``).
+        df: the rows to validate.
+        suite: a GX suite dict whose expectations carry ``meta.severity`` / ``meta.row_level``.
+
+    Returns:
+        ``(report, clean, quarantine)``: the report dict (``success``, counts, ``failures``,
+        ``warnings``, ``problems``, every expectation's result under ``results``), the rows
+        that broke no row-level expectation, and the rows that did with ``_quarantine_reason``.
+        Both frames have a fresh 0..n-1 index.
+
+    Raises:
+        InvalidSuite: an expectation's meta is malformed or ``row_level`` on a type whose
+            rows cannot be identified.
+    """
+    return _validate(spec, df, suite, None)
+
+
+def load_suite(spec: ModelSpec, expectations_dir: Path | None = None) -> dict:
+    """The model's suite: ``<expectations_dir>/<spec.suite_name>.json``.
+
+    Raises:
+        SuiteNotFound: the file is missing (the message names the path and how to create it).
+        InvalidSuite: the file is not a JSON object with an ``expectations`` list.
+    """
+    import json
+
+    path = Path(expectations_dir or REPO_ROOT / "expectations") / f"{spec.suite_name}.json"
+    if not path.is_file():
+        raise SuiteNotFound(
+            f"{path}: no expectation suite {spec.suite_name!r} for model {spec.name!r}; create one from a "
+            f"clean reference window with `python -m pipeline suggest-suite {spec.name}`, review the "
+            f"severities, and save it there")
+    try:
+        suite = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InvalidSuite(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
+        raise InvalidSuite(f"{path}: a suite is a JSON object with an 'expectations' list")
+    suite.setdefault("name", spec.suite_name)
+    return suite
+
+
+def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.1) -> dict:
+    """Profile a clean reference frame into a GX suite to review and save.
+
+    Emits: the required columns present (critical); one type family per column (critical);
+    not-null for the id, timestamp, target and every feature without reference nulls
+    (critical, row-level, ``mostly = 1 - max_quarantine_fraction``); a null-rate ceiling for
+    features that have nulls (warning: reference rate widened by ``margin`` plus three standard
+    errors of a ``min_rows`` window); numeric ranges widened by ``margin`` of their span and
+    categorical value sets (warnings: an unseen value is drift, not bad data); unique id
+    (critical, row-level); parseable timestamps when they arrive as strings (critical,
+    row-level); ``target in {0, 1}`` for binary models (critical, row-level); at least
+    ``min_rows`` rows (critical). Ranges of columns never negative in the reference stop at 0.
+
+    Args:
+        spec: the model spec.
+        df: a clean reference window.
+        margin: relative widening of ranges and null rates.
+
+    Returns:
+        A suite dict (``name``, ``expectations``, ``meta``) ready for ``json.dump``.
+    """
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    policy = spec.validation
+    quarantine_mostly = round(1.0 - policy.max_quarantine_fraction, 6)
+    missing = [c for c in spec.required_columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"the reference frame lacks required columns {missing}")
+    expectations: list[dict[str, Any]] = [
+        _expectation("expect_table_columns_to_match_set", "critical", False,
+                     column_set=list(spec.required_columns), exact_match=False),
+        _expectation("expect_table_row_count_to_be_between", "critical", False, min_value=policy.min_rows),
+    ]
+    for column in spec.required_columns:
+        series = df[column]
+        family = _family(series)
+        expectations.append(_expectation("expect_column_values_to_be_in_type_list", "critical", False,
+                                         column=column, type_list=list(_type_list(family))))
+        null_rate = float(series.isna().mean()) if len(series) else 0.0
+        key_column = column in (spec.timestamp_column, spec.target_column, spec.id_column)
+        if key_column or null_rate == 0.0:
+            expectations.append(_expectation("expect_column_values_to_not_be_null", "critical", True,
+                                             column=column, mostly=quarantine_mostly))
+        else:
+            slack = 3.0 * math.sqrt(null_rate * (1.0 - null_rate) / max(policy.min_rows, 1))
+            ceiling = min(1.0, null_rate * (1.0 + margin) + slack)
+            expectations.append(_expectation("expect_column_values_to_not_be_null", "warning", False,
+                                             column=column, mostly=round(1.0 - ceiling, 4)))
+        if column == spec.id_column:
+            expectations.append(_expectation("expect_column_values_to_be_unique", "critical", True,
+                                             column=column, mostly=quarantine_mostly))
+        elif column == spec.timestamp_column:
+            if family == "string":
+                expectations.append(_expectation("expect_column_values_to_be_dateutil_parseable", "critical",
+                                                 True, column=column, mostly=quarantine_mostly))
+        elif column == spec.target_column and spec.task == "binary":
+            expectations.append(_expectation("expect_column_values_to_be_in_set", "critical", True,
+                                             column=column, value_set=[0, 1], mostly=quarantine_mostly))
+        elif family == "numeric" and series.notna().any():
+            low, high = float(series.min()), float(series.max())
+            pad = margin * (high - low) if high > low else margin * max(abs(high), 1.0)
+            # A quantity never negative in the reference (amounts, counts, rates) stays non-negative.
+            floor = max(low - pad, 0.0) if low >= 0 else low - pad
+            expectations.append(_expectation("expect_column_values_to_be_between", "warning", False,
+                                             column=column, min_value=_round(floor),
+                                             max_value=_round(high + pad)))
+        elif family == "string" and column != spec.id_column:
+            values = sorted(str(v) for v in series.dropna().unique())
+            expectations.append(_expectation("expect_column_values_to_be_in_set", "warning", False,
+                                             column=column, value_set=values))
+    return {
+        "name": spec.suite_name,
+        "expectations": expectations,
+        "meta": {
+            "generated_by": "driftline suggest-suite",
+            "model": spec.name,
+            "reference_rows": int(len(df)),
+            "margin": margin,
+        },
+    }
+
+
+def _expectation(kind: str, severity: str, row_level: bool, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": kwargs, "meta": {"severity": severity, "row_level": row_level}}
+
+
+def _round(value: float) -> float:
+    """Bounds rounded to 6 significant digits so the suite file stays readable."""
+    return float(f"{value:.6g}")
+
+
+def _family(series: pd.Series) -> str:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    return "string"
+
+
+def _type_list(family: str) -> tuple[str, ...]:
+    return {"numeric": _NUMERIC_TYPES, "datetime": _DATETIME_TYPES, "bool": _BOOL_TYPES,
+            "string": _STRING_TYPES}[family]
+
+
+def _snapshot_window(store: Store, snapshot_uri: str) -> tuple[str, str] | None:
+    """``(window_start, window_end)`` from the ingest record beside the snapshot, if there is one."""
+    if not snapshot_uri.endswith(".parquet"):
+        return None
+    metadata_uri = snapshot_uri[: -len(".parquet")] + ".json"
+    if not store.exists(metadata_uri):
+        return None
+    record = store.read_json(metadata_uri)
+    start, end = record.get("window_start"), record.get("window_end")
+    return (start, end) if start and end else None
+
+
+def _with_window(suite: dict, spec: ModelSpec, start: str, end: str) -> dict:
+    """The suite plus a critical row-level check that timestamps fall in ``[start, end)``."""
+    check = _expectation("expect_column_values_to_be_between", "critical", True,
+                         column=spec.timestamp_column, min_value=_naive_utc(start).isoformat(),
+                         max_value=_naive_utc(end).isoformat(), strict_max=True,
+                         mostly=round(1.0 - spec.validation.max_quarantine_fraction, 6))
+    return {**suite, "expectations": [*suite["expectations"], check]}
+
+
+def _naive_utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def _checked_expectations(suite: dict) -> list[dict[str, Any]]:
+    """Expectations with normalised meta; raises :class:`InvalidSuite` naming the bad one."""
+    name = suite.get("name", "<suite>")
+    out = []
+    for i, exp in enumerate(suite.get("expectations", [])):
+        if not isinstance(exp, dict) or "type" not in exp:
+            raise InvalidSuite(f"suite {name!r}: expectation #{i} is not an object with a 'type'")
+        meta = dict(exp.get("meta") or {})
+        severity = meta.get("severity", "critical")
+        row_level = meta.get("row_level", False)
+        if severity not in SEVERITIES:
+            raise InvalidSuite(f"suite {name!r}: expectation #{i} ({exp['type']}) has severity {severity!r}; "
+                               f"allowed: {', '.join(SEVERITIES)}")
+        if not isinstance(row_level, bool):
+            raise InvalidSuite(f"suite {name!r}: expectation #{i} ({exp['type']}) has row_level {row_level!r}; "
+                               "use true or false")
+        if row_level and exp["type"] not in ROW_LEVEL_TYPES:
+            raise InvalidSuite(f"suite {name!r}: expectation #{i} ({exp['type']}) is marked row_level, but only "
+                               f"these identify rows: {', '.join(ROW_LEVEL_TYPES)}")
+        out.append({"type": exp["type"], "kwargs": dict(exp.get("kwargs") or {}),
+                    "meta": {**meta, "severity": severity, "row_level": row_level}})
+    return out
+
+
+def _gx_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame as GX 1.24 understands it: strings as object, timestamps as naive UTC."""
+    view = df.copy(deep=False)
+    for column in view.columns:
+        dtype = view[column].dtype
+        if isinstance(dtype, pd.StringDtype):
+            view[column] = view[column].astype(object)
+        elif isinstance(dtype, pd.DatetimeTZDtype):
+            view[column] = view[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return view
+
+
+def _import_gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    return gx
+
+
+def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]],
+            docs_dir: Path | None) -> list[Any]:
+    """GX results in the order of ``expectations`` (Data Docs built into ``docs_dir`` if given)."""
+    gx = _import_gx()
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    context = gx.get_context(mode="ephemeral")
+    token = uuid.uuid4().hex[:8]
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=[dict(e) for e in expectations]))
+    batch = (context.data_sources.add_pandas(f"driftline_{token}")
+             .add_dataframe_asset("snapshot")
+             .add_batch_definition_whole_dataframe("whole"))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"validate_{token}", data=batch, suite=suite))
+    if docs_dir is None:
+        result = definition.run(batch_parameters={"dataframe": view}, result_format="SUMMARY")
+    else:
+        context.add_data_docs_site(_DOCS_SITE, {
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        })
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"checkpoint_{token}", validation_definitions=[definition], result_format="SUMMARY",
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[_DOCS_SITE])]))
+        run = checkpoint.run(batch_parameters={"dataframe": view})
+        result = next(iter(run.run_results.values()))
+    by_id = {r.expectation_config.id: r for r in result.results}
+    return [by_id[e.id] for e in suite.expectations]
+
+
+def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
+              docs_dir: Path | None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    expectations = _checked_expectations(suite)
+    name = suite.get("name") or spec.suite_name
+    view = _gx_view(df)
+    present = [e for e in expectations if e["kwargs"].get("column", None) in (None, *view.columns)]
+    gx_results = iter(_run_gx(view, name, present, docs_dir)) if present else iter(())
+    n = len(df)
+    entries: list[dict[str, Any]] = []
+    reasons = np.full(n, "", dtype=object)
+    for exp in expectations:
+        column = exp["kwargs"].get("column")
+        if column is not None and column not in view.columns:
+            entries.append(_missing_column_entry(exp, column))
+            continue
+        entry = _entry(exp, next(gx_results))
+        if exp["meta"]["row_level"]:
+            mask = _row_mask(exp, view[column])
+            entry["quarantined_rows"] = int(mask.sum())
+            _add_reason(reasons, mask, f"{exp['type']}({column})")
+        entries.append(entry)
+    bad = reasons != ""
+    quarantine = df.loc[bad].reset_index(drop=True)
+    quarantine[REASON_COLUMN] = pd.Series(reasons[bad], dtype="str")
+    clean = df.loc[~bad].reset_index(drop=True)
+    failures = [e for e in entries if not e["success"] and e["severity"] == "critical"]
+    warnings = [e for e in entries if not e["success"] and e["severity"] == "warning"]
+    policy = spec.validation
+    fraction = float(bad.sum()) / n if n else 0.0
+    problems = [e["message"] for e in failures]
+    if fraction > policy.max_quarantine_fraction:
+        problems.append(f"{int(bad.sum())} of {n} rows quarantined ({fraction:.2%}), over the limit of "
+                        f"{policy.max_quarantine_fraction:.2%} (validation.max_quarantine_fraction)")
+    if len(clean) < policy.min_rows:
+        problems.append(f"only {len(clean)} valid rows remain, fewer than {policy.min_rows} "
+                        "(validation.min_rows)")
+    reason_counts = pd.Series(reasons[bad]).str.split("; ").explode().value_counts() if bad.any() else None
+    report = {
+        "suite_name": name,
+        "success": not problems,
+        "rows": n,
+        "valid_rows": int(len(clean)),
+        "quarantined_rows": int(bad.sum()),
+        "quarantine_fraction": fraction,
+        "max_quarantine_fraction": policy.max_quarantine_fraction,
+        "min_rows": policy.min_rows,
+        "problems": problems,
+        "failures": failures,
+        "warnings": warnings,
+        "quarantine_reasons": {str(k): int(v) for k, v in reason_counts.items()} if reason_counts is not None else {},
+        "results": entries,
+    }
+    return report, clean, quarantine
+
+
+def _add_reason(reasons: np.ndarray, mask: np.ndarray, label: str) -> None:
+    idx = np.flatnonzero(mask)
+    if idx.size:
+        current = reasons[idx]
+        reasons[idx] = np.where(current == "", label, current + "; " + label)
+
+
+def _row_mask(exp: dict[str, Any], column: pd.Series) -> np.ndarray:
+    """Rows breaking a row-level expectation, by GX's pandas rules (nulls only break not-null)."""
+    kind, kwargs = exp["type"], exp["kwargs"]
+    present = column.notna().to_numpy()
+    if kind == "expect_column_values_to_not_be_null":
+        return ~present
+    if kind == "expect_column_values_to_be_unique":
+        # The first occurrence of an id stays clean: a re-delivered row must not take the original
+        # with it into quarantine (GX's own count marks every occurrence).
+        return present & column.duplicated(keep="first").to_numpy()
+    if kind == "expect_column_values_to_be_in_set":
+        return present & ~column.isin(list(kwargs.get("value_set") or [])).to_numpy()
+    if kind == "expect_column_values_to_be_dateutil_parseable":
+        from dateutil.parser import parse
+
+        def parseable(value: Any) -> bool:
+            if not isinstance(value, str):
+                return False
+            try:
+                parse(value)
+            except (ValueError, OverflowError):
+                return False
+            return True
+
+        return present & ~column.map(parseable, na_action="ignore").fillna(True).to_numpy(dtype=bool)
+    values = column
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        low = None if low is None else _naive_utc(low)
+        high = None if high is None else _naive_utc(high)
+    elif not pd.api.types.is_numeric_dtype(column.dtype):
+        values = pd.to_numeric(column, errors="coerce")
+        present = present & values.notna().to_numpy()
+    broken = np.zeros(len(column), dtype=bool)
+    if low is not None:
+        below = values <= low if kwargs.get("strict_min") else values < low
+        broken |= below.fillna(False).to_numpy(dtype=bool)
+    if high is not None:
+        above = values >= high if kwargs.get("strict_max") else values > high
+        broken |= above.fillna(False).to_numpy(dtype=bool)
+    return present & broken
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _expected(exp: dict[str, Any]) -> dict[str, Any]:
+    return {k: _jsonable(v) for k, v in exp["kwargs"].items() if k not in ("column", "batch_id")}
+
+
+def _entry(exp: dict[str, Any], result: Any) -> dict[str, Any]:
+    """One expectation's outcome in the report's shape."""
+    column = exp["kwargs"].get("column")
+    body = result.result or {}
+    info = result.exception_info or {}
+    raised = bool(info.get("raised_exception")) if "raised_exception" in info else any(
+        isinstance(v, dict) and v.get("raised_exception") for v in info.values())
+    if raised:
+        message = info.get("exception_message") or next(
+            (v.get("exception_message") for v in info.values() if isinstance(v, dict)), "unknown error")
+        observed: Any = f"error: {message}"
+    elif "observed_value" in body:
+        observed = _jsonable(body["observed_value"])
+    else:
+        sample = list(dict.fromkeys(repr(v) for v in (body.get("partial_unexpected_list") or [])))
+        observed = {"unexpected_sample": sample[:_SAMPLE_SIZE]}
+    mismatched = (body.get("details") or {}).get("mismatched")
+    if mismatched:
+        observed = {"missing": sorted(mismatched.get("missing", [])),
+                    "unexpected": sorted(mismatched.get("unexpected", []))}
+    entry = {
+        "expectation": exp["type"],
+        "column": column,
+        "severity": exp["meta"]["severity"],
+        "row_level": exp["meta"]["row_level"],
+        "success": bool(result.success) and not raised,
+        "observed": observed,
+        "expected": _expected(exp),
+        "unexpected_count": _jsonable(body.get("unexpected_count")),
+        "unexpected_percent": _jsonable(body.get("unexpected_percent")),
+        "quarantined_rows": 0,
+    }
+    entry["message"] = _describe(entry, body.get("element_count"))
+    return entry
+
+
+def _missing_column_entry(exp: dict[str, Any], column: str) -> dict[str, Any]:
+    entry = {
+        "expectation": exp["type"], "column": column, "severity": exp["meta"]["severity"],
+        "row_level": exp["meta"]["row_level"], "success": False, "observed": "column missing",
+        "expected": _expected(exp), "unexpected_count": None, "unexpected_percent": None,
+        "quarantined_rows": 0,
+    }
+    entry["message"] = f"{exp['type']}({column}): column {column!r} is missing from the data"
+    return entry
+
+
+def _describe(entry: dict[str, Any], element_count: Any) -> str:
+    """``type(column): observed ...; expected ...`` for messages and logs."""
+    label = f"{entry['expectation']}({entry['column']})" if entry["column"] else entry["expectation"]
+    observed = entry["observed"]
+    if entry["unexpected_count"] is not None:
+        pct = entry["unexpected_percent"] or 0.0
+        total = f" of {element_count}" if element_count is not None else ""
+        observed_text = f"{entry['unexpected_count']}{total} values unexpected ({pct:.2f}%)"
+        sample = observed.get("unexpected_sample") if isinstance(observed, dict) else None
+        if sample:
+            observed_text += f", e.g. {', '.join(sample)}"
+    elif isinstance(observed, dict) and "missing" in observed:
+        observed_text = f"missing columns {observed['missing']}"
+        if observed["unexpected"]:
+            observed_text += f", extra columns {observed['unexpected']}"
+    else:
+        observed_text = f"observed {observed!r}"
+    expected = ", ".join(f"{k}={v!r}" for k, v in entry["expected"].items())
+    return f"{label}: {observed_text}; expected {expected}"
+
+
+def _failure_message(report: dict[str, Any], snapshot_uri: str) -> str:
+    lines = [f"validation of {snapshot_uri} against suite {report['suite_name']!r} failed "
+             f"({len(report['problems'])} problem(s)):"]
+    lines += [f"  - {p}" for p in report["problems"]]
+    lines.append(f"full report: {report['report_uri']}; quarantined rows: {report['quarantine_uri']}; "
+                 f"Data Docs: {report['data_docs_uri']}")
+    return "\n".join(lines)
