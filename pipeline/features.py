@@ -1,0 +1,339 @@
+"""Out-of-time split, reference profile, and the feature preprocessing that lives inside the model.
+
+Contract:
+* ``split_and_profile(spec, clean_uri, store, out_prefix, data_interval_end)`` reads the clean
+  snapshot and writes ``train.parquet``, ``valid.parquet``, ``test.parquet`` and ``profile.json``
+  under ``out_prefix`` (overwriting a previous run of the same date), returning a :class:`Split`.
+* Windows are half-open and contiguous, newest last: with ``E = data_interval_end``,
+  test = ``[E - test_days, E)``, valid = ``[E - test_days - valid_days, E - test_days)``,
+  train = ``[E - total_days, E - test_days - valid_days)``. A row stamped exactly on a boundary
+  belongs to the later window; rows outside ``[E - total_days, E)`` or without a timestamp are
+  dropped. Every train timestamp precedes every valid one, and every valid one every test one,
+  or :class:`LeakageError` is raised; an empty window raises :class:`EmptySplitError`.
+* The reference profile is built from the TRAIN window only (what the model learnt from).
+* Derived features are computed by :class:`DerivedFeatures`, a stateless sklearn transformer,
+  as the first step of every model pipeline built by :func:`build_preprocessor`, so training
+  and serving run the same code on raw columns. Categories unseen at fit time never crash
+  scoring: they encode as all-zero one-hot columns.
+
+Categorical encoding for trees is one-hot (not ordinal): a tree isolates one category with a
+single split, while an arbitrary ordinal code needs several splits to isolate a middle
+category and lets split quality depend on the alphabetical order of labels. With low- and
+mid-cardinality columns and the ``hist`` method, the extra columns cost little, and an unseen
+category ("none of the known ones") stays distinct from a missing one (its own category).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from pipeline.artifacts import Record
+from pipeline.errors import DriftlineError
+from pipeline.profile import build_profile
+from pipeline.storage import Store, join
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from pipeline.config import ModelSpec
+
+WINDOW_NAMES: tuple[str, ...] = ("train", "valid", "test")
+
+#: A category must cover at least this share of training rows to get its own one-hot column;
+#: rarer ones share one "infrequent" column, so a handful of rows cannot become a feature.
+#: (Candidate for a spec field; see the report to the lead.)
+MIN_CATEGORY_FRACTION = 0.001
+
+
+class SplitError(DriftlineError):
+    """The out-of-time split could not be made."""
+
+
+class LeakageError(SplitError):
+    """A row of an earlier window is not strictly older than every row of the next window."""
+
+
+class EmptySplitError(SplitError):
+    """A split window holds no rows."""
+
+
+@dataclass(frozen=True)
+class Split(Record):
+    """The three out-of-time windows of one run and the training reference profile.
+
+    Attributes:
+        train_uri, valid_uri, test_uri: parquet files of the windows (all columns kept).
+        profile_uri: ``profile.json`` of the train window (:mod:`pipeline.profile` format).
+        windows: window name -> ``[start_iso, end_iso]`` (half-open ``[start, end)``).
+        rows: window name -> row count.
+        data_interval_end: ISO datetime the windows end at (exclusive).
+        source_uri: the clean snapshot the windows were cut from.
+        source_sha256: sha256 of the source file's bytes (lineage when no snapshot hash is known).
+    """
+
+    train_uri: str
+    valid_uri: str
+    test_uri: str
+    profile_uri: str
+    windows: dict[str, list[str]]
+    rows: dict[str, int]
+    data_interval_end: str
+    source_uri: str = ""
+    source_sha256: str = ""
+
+    def window_uri(self, name: str) -> str:
+        """The parquet URI of window ``name`` (``train``, ``valid`` or ``test``)."""
+        return {"train": self.train_uri, "valid": self.valid_uri, "test": self.test_uri}[name]
+
+
+def window_bounds(spec: "ModelSpec", data_interval_end: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """``{"train": (start, end), "valid": ..., "test": ...}``, half-open, UTC when naive."""
+    end = _utc(data_interval_end)
+    w = spec.windows
+    test_start = end - timedelta(days=w.test_days)
+    valid_start = test_start - timedelta(days=w.valid_days)
+    train_start = valid_start - timedelta(days=w.train_days)
+    return {"train": (train_start, valid_start), "valid": (valid_start, test_start), "test": (test_start, end)}
+
+
+def split_frame(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Cut ``df`` into train, valid and test windows on ``spec.timestamp_column``.
+
+    Args:
+        spec: the model spec (timestamp column and window day counts).
+        df: rows to split; rows outside the three windows or without a timestamp are dropped.
+        data_interval_end: exclusive end of the test window (naive datetimes are taken as UTC).
+
+    Returns:
+        ``(train, valid, test)``, each sorted by timestamp with a fresh index.
+
+    Raises:
+        EmptySplitError: a window has no rows; names the window, its bounds and the data's span.
+        LeakageError: a window's newest row is not strictly older than the next window's oldest.
+    """
+    ts_col = spec.timestamp_column
+    if ts_col not in df.columns:
+        raise SplitError(f"timestamp column {ts_col!r} is missing; columns are {sorted(df.columns)}")
+    ts = _as_utc_series(df[ts_col])
+    bounds = window_bounds(spec, data_interval_end)
+    parts: list[pd.DataFrame] = []
+    for name in WINDOW_NAMES:
+        start, end = bounds[name]
+        mask = ((ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))).to_numpy(dtype=bool, na_value=False)
+        if not mask.any():
+            span = (f"the data spans [{ts.min().isoformat()}, {ts.max().isoformat()}] over {len(df)} rows"
+                    if ts.notna().any() else f"none of the {len(df)} rows has a timestamp")
+            raise EmptySplitError(
+                f"{name} window [{start.isoformat()}, {end.isoformat()}) has no rows; {span}. "
+                f"Ingest more days or shrink windows.{name}_days in the {spec.name} spec."
+            )
+        order = np.argsort(ts[mask].to_numpy(), kind="stable")
+        parts.append(df.loc[mask].iloc[order].reset_index(drop=True))
+    _check_no_leakage(parts, ts_col)
+    return parts[0], parts[1], parts[2]
+
+
+def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefix: str,
+                      data_interval_end: datetime) -> Split:
+    """Write the out-of-time windows and the train-window reference profile of one run.
+
+    Args:
+        spec: the model spec.
+        clean_uri: the validated snapshot parquet (quarantined rows already removed).
+        store: storage for ``clean_uri`` and ``out_prefix``.
+        out_prefix: run prefix; ``train.parquet``, ``valid.parquet``, ``test.parquet`` and
+            ``profile.json`` are written (or overwritten) below it.
+        data_interval_end: exclusive end of the test window.
+
+    Returns:
+        The :class:`Split` record.
+
+    Raises:
+        StorageError: ``clean_uri`` cannot be read or an output cannot be written.
+        EmptySplitError, LeakageError: see :func:`split_frame`.
+    """
+    raw = store.read_bytes(clean_uri)
+    df = store.read_parquet(clean_uri)
+    parts = dict(zip(WINDOW_NAMES, split_frame(spec, df, data_interval_end)))
+    bounds = window_bounds(spec, data_interval_end)
+    uris = {name: store.write_parquet(join(out_prefix, f"{name}.parquet"), part) for name, part in parts.items()}
+    profile = build_profile(parts["train"], spec, window=bounds["train"])
+    profile_uri = store.write_json(join(out_prefix, "profile.json"), profile)
+    return Split(
+        train_uri=uris["train"], valid_uri=uris["valid"], test_uri=uris["test"], profile_uri=profile_uri,
+        windows={n: [s.isoformat(), e.isoformat()] for n, (s, e) in bounds.items()},
+        rows={n: int(len(p)) for n, p in parts.items()},
+        data_interval_end=_utc(data_interval_end).isoformat(),
+        source_uri=clean_uri, source_sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+class DerivedFeatures(TransformerMixin, BaseEstimator):
+    """Adds the spec's derived features to a frame of raw columns (stateless).
+
+    Args:
+        derived: one mapping per derived feature, as in ``DerivedFeature.model_dump()``
+            (``name``, ``kind`` and the kind's arguments). Plain mappings rather than spec
+            objects keep the fitted pipeline picklable without pydantic models inside.
+
+    ``transform`` returns the input frame with one float column per derived feature appended:
+    ``date_part`` (hour/dayofweek/month/day of a timestamp, UTC), ``ratio`` (NaN where the
+    denominator is 0 or missing) and ``log1p`` (negatives clipped to 0).
+    """
+
+    def __init__(self, derived: tuple[dict[str, Any], ...] = ()):
+        self.derived = derived
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> "DerivedFeatures":
+        _require_frame(X)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = len(X.columns)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        _require_frame(X)
+        out = X.copy()
+        for d in self.derived:
+            out[d["name"]] = _derive(X, d)
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = list(input_features) if input_features is not None else list(getattr(self, "feature_names_in_", []))
+        return np.asarray(names + [d["name"] for d in self.derived], dtype=object)
+
+
+def build_preprocessor(spec: "ModelSpec", kind: Literal["tree", "linear"]) -> "Pipeline":
+    """The unfitted feature pipeline for a model family.
+
+    Args:
+        spec: the model spec (features and derived features).
+        kind: ``tree``: numeric and derived columns pass through untouched (XGBoost routes
+            missing values itself); ``linear``: they are median-imputed and standardised.
+            Categoricals are one-hot encoded for both, one encoder per column, with unseen
+            categories encoded as all zeros and categories rarer than
+            :data:`MIN_CATEGORY_FRACTION` of the training rows grouped together.
+
+    Returns:
+        ``Pipeline([("derive", DerivedFeatures), ("encode", ColumnTransformer)])`` taking a
+        frame with ``spec.model_columns`` and producing a dense float matrix. The column
+        transformer's steps are named ``numeric`` and ``cat<i>`` (i-th categorical feature) so
+        ``output_indices_`` maps every output column back to its input (see
+        :func:`output_sources`).
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    if kind not in ("tree", "linear"):
+        raise ValueError(f"kind must be 'tree' or 'linear', got {kind!r}")
+    numeric = list(spec.numeric_features) + [d.name for d in spec.derived_features]
+    if kind == "tree":
+        numeric_step: Any = "passthrough"
+    else:
+        numeric_step = Pipeline([
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ])
+    steps: list[tuple[str, Any, list[str]]] = [("numeric", numeric_step, numeric)] if numeric else []
+    for i, col in enumerate(spec.categorical_features):
+        encoder = Pipeline([
+            ("as_text", FunctionTransformer(_categories_as_text, feature_names_out="one-to-one")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore", min_frequency=MIN_CATEGORY_FRACTION,
+                                     sparse_output=False, dtype=np.float32)),
+        ])
+        steps.append((f"cat{i}", encoder, [col]))
+    encode = ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
+    derived = tuple(d.model_dump(exclude_none=True) for d in spec.derived_features)
+    return Pipeline([("derive", DerivedFeatures(derived)), ("encode", encode)])
+
+
+def output_sources(spec: "ModelSpec", preprocessor: "Pipeline") -> list[tuple[str, str]]:
+    """For each output column of a fitted :func:`build_preprocessor` pipeline, ``(label, source)``.
+
+    ``label`` is readable (``age``, ``channel=online``, ``channel=<infrequent>``); ``source``
+    is the input column it comes from: the feature itself for numeric and categorical columns,
+    the derived feature's name for derived columns (see :func:`raw_inputs` to go further).
+    """
+    encode = preprocessor.named_steps["encode"]
+    labels: list[tuple[str, str]] = []
+    numeric = list(spec.numeric_features) + [d.name for d in spec.derived_features]
+    for name, sl in sorted(encode.output_indices_.items(), key=lambda kv: kv[1].start):
+        if sl.stop == sl.start:
+            continue
+        if name == "numeric":
+            labels.extend((c, c) for c in numeric)
+            continue
+        if not name.startswith("cat"):
+            continue
+        col = spec.categorical_features[int(name[3:])]
+        onehot = encode.named_transformers_[name].named_steps["onehot"]
+        names = onehot.get_feature_names_out()
+        labels.extend((f"{col}={n[len(col) + 1:].replace('infrequent_sklearn', '<infrequent>')}", col)
+                      for n in names)
+    return labels
+
+
+def raw_inputs(spec: "ModelSpec", source: str) -> tuple[str, ...]:
+    """The raw input columns behind ``source``: a derived feature's inputs, else the column."""
+    for d in spec.derived_features:
+        if d.name == source:
+            return d.inputs()
+    return (source,)
+
+
+def _categories_as_text(X: Any) -> Any:
+    """Categories as Python strings with missing as NaN (its own category), whatever the input
+    dtype (pandas 3 ``str``, object, categorical, numbers): one encoder must see one type at fit
+    and at scoring time."""
+    return pd.DataFrame(X).astype("str").astype(object)
+
+
+def _derive(X: pd.DataFrame, d: dict[str, Any]) -> pd.Series:
+    kind = d["kind"]
+    if kind == "date_part":
+        ts = _as_utc_series(X[d["column"]])
+        return getattr(ts.dt, d["part"]).astype("float64")
+    if kind == "ratio":
+        num = pd.to_numeric(X[d["numerator"]], errors="coerce").astype("float64")
+        den = pd.to_numeric(X[d["denominator"]], errors="coerce").astype("float64")
+        return (num / den.where(den != 0)).astype("float64")
+    if kind == "log1p":
+        values = pd.to_numeric(X[d["column"]], errors="coerce").astype("float64")
+        return np.log1p(values.clip(lower=0))
+    raise ValueError(f"unknown derived feature kind {kind!r} for {d.get('name')!r}")
+
+
+def _require_frame(X: Any) -> None:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"DerivedFeatures needs a pandas DataFrame of named raw columns, got {type(X).__name__}")
+
+
+def _utc(value: datetime) -> datetime:
+    value = pd.Timestamp(value).to_pydatetime()
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _as_utc_series(series: pd.Series) -> pd.Series:
+    """Timestamps as tz-aware UTC; naive values are taken as UTC, unparsable ones become NaT."""
+    ts = pd.to_datetime(series, errors="coerce", utc=True)
+    return ts
+
+
+def _check_no_leakage(parts: list[pd.DataFrame], ts_col: str) -> None:
+    for (a_name, a), (b_name, b) in zip(zip(WINDOW_NAMES, parts), zip(WINDOW_NAMES[1:], parts[1:])):
+        a_max, b_min = _as_utc_series(a[ts_col]).max(), _as_utc_series(b[ts_col]).min()
+        if not a_max < b_min:
+            raise LeakageError(
+                f"{a_name} window's newest row ({a_max.isoformat()}) is not older than the {b_name} window's "
+                f"oldest ({b_min.isoformat()}): by {(a_max - b_min).total_seconds():.0f} s; the split would "
+                f"train on the period it is evaluated on."
+            )

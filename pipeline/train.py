@@ -1,0 +1,452 @@
+"""Training: an XGBoost candidate and a simple baseline on the same split, tracked in one MLflow run.
+
+Contract:
+* ``train(spec, split, store, tracking_uri=...)`` fits, on the train window,
+  - the candidate: ``Pipeline([("preprocess", build_preprocessor(spec, "tree")), ("model",
+    XGBClassifier|XGBRegressor(tree_method="hist", **spec.params))])``, early-stopped on the
+    valid window (``spec.params.early_stopping_rounds``); predictions use the best iteration;
+  - the baseline (``spec.params.baseline``): ``prior`` (class prior / mean) or ``linear``
+    (logistic / ridge regression on ``build_preprocessor(spec, "linear")``),
+  and records both in one MLflow run of experiment ``spec.name`` (created if absent) named
+  ``<model>-<YYYY-MM-DD>``: params (spec params, best iteration, window bounds, row counts),
+  valid-window metrics (``valid_*`` candidate, ``baseline_valid_*`` baseline), the three windows
+  as dataset inputs (source URI and digest), lineage tags, the two models (``model``,
+  ``baseline``), plots (``plots/*.png``), ``profile.json`` and ``feature_importance.json``.
+* Models take raw columns (``spec.model_columns``): derived features and encodings are inside
+  them, so scoring code never re-implements preprocessing. They are serialised with cloudpickle
+  and ship the ``pipeline`` package as MLflow ``code_paths``, so another process (or
+  ``mlflow models serve``) loads them without this repository on ``sys.path``.
+* ``feature_importance.json`` maps every raw input column to its share of the candidate's total
+  split gain (sums to 1): one-hot columns add up to their categorical feature and a derived
+  feature's gain is shared equally among its inputs. The drift monitor weights drift by it.
+* With a ``sqlite:///`` tracking URI, a newly created experiment stores its artifacts in
+  ``mlartifacts/`` beside the database file instead of ``./mlruns`` under the current directory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from pipeline.artifacts import Record, day_key
+from pipeline.errors import DriftlineError
+from pipeline.features import WINDOW_NAMES, Split, build_preprocessor, output_sources, raw_inputs
+from pipeline.storage import Store
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from pipeline.config import ModelSpec
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_INPUT_CONTEXTS = {"train": "training", "valid": "validation", "test": "testing"}
+#: Distributions the logged models need at load time; pinned to the versions that trained them.
+_MODEL_REQUIREMENTS = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "pyarrow")
+
+
+class TrainError(DriftlineError):
+    """The training data cannot produce a model (missing target, one class, no features)."""
+
+
+@dataclass(frozen=True)
+class TrainResult(Record):
+    """What one training produced.
+
+    Attributes:
+        run_id, experiment_id: the MLflow run and its experiment.
+        model_uri: the candidate as a logged-model URI (``models:/m-...``); accepted by
+            ``mlflow.sklearn.load_model``, ``mlflow.pyfunc.load_model`` and
+            ``mlflow.register_model`` (``runs:/<run_id>/model`` resolves to the same model).
+        baseline_uri: the baseline, same form.
+        metrics: valid-window metrics, ``valid_<m>`` (candidate) and ``baseline_valid_<m>``.
+        best_iteration: the early-stopped boosting round the candidate predicts with.
+        train_seconds: wall time fitting candidate and baseline.
+        feature_importance: raw input column -> share of total gain (sums to 1).
+        timings: seconds by part: ``fit`` (= train_seconds), ``mlflow_setup`` (client, store,
+            experiment), ``log_models`` (both models), ``log_total`` (all MLflow work).
+        run_name: the MLflow run name, ``<model>-<YYYY-MM-DD>``.
+    """
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    baseline_uri: str
+    metrics: dict[str, float]
+    best_iteration: int
+    train_seconds: float
+    feature_importance: dict[str, float]
+    timings: dict[str, float] = field(default_factory=dict)
+    run_name: str = ""
+
+
+def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
+          lineage: dict[str, str] | None = None) -> TrainResult:
+    """Fit candidate and baseline on ``split`` and record them in one MLflow run.
+
+    Args:
+        spec: the model spec (task, columns, ``params``).
+        split: the out-of-time windows (from :func:`pipeline.features.split_and_profile`).
+        store: storage the split's URIs are read from.
+        tracking_uri: MLflow tracking URI (restored to its previous value afterwards).
+        lineage: extra run tags, used verbatim as tag keys (e.g. ``airflow.dag_id``,
+            ``airflow.run_id``, ``driftline.trigger``). ``driftline.snapshot_hash`` and
+            ``driftline.git_sha`` given here win over the defaults (the source file's sha256
+            and ``git rev-parse HEAD``).
+
+    Returns:
+        The :class:`TrainResult`.
+
+    Raises:
+        TrainError: the target is missing in some rows, a binary target does not have exactly
+            two classes 0/1 in the train window, or there are no feature columns.
+        StorageError: a split file cannot be read.
+    """
+    frames = {name: store.read_parquet(split.window_uri(name)) for name in WINDOW_NAMES}
+    columns = list(spec.model_columns)
+    X = {name: frame[columns] for name, frame in frames.items()}
+    y = {name: _target(spec, frame, name, split.window_uri(name)) for name, frame in frames.items()}
+
+    started = time.perf_counter()
+    candidate, best_iteration = _fit_candidate(spec, X["train"], y["train"], X["valid"], y["valid"])
+    baseline = _fit_baseline(spec, X["train"], y["train"])
+    train_seconds = time.perf_counter() - started
+
+    scores = {"candidate": _scores(spec, candidate, X["valid"]), "baseline": _scores(spec, baseline, X["valid"])}
+    metrics = {f"valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["candidate"]).items()}
+    metrics |= {f"baseline_valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["baseline"]).items()}
+    column_gain = _column_gain(spec, candidate)
+    importance = _raw_importance(spec, column_gain)
+
+    clock = time.perf_counter()
+    timings = {"fit": round(train_seconds, 3)}
+    with _tracking(tracking_uri):
+        import mlflow
+
+        experiment_id = _ensure_experiment(spec.name, tracking_uri)
+        run_name = f"{spec.name}-{day_key(split.data_interval_end)}"
+        timings["mlflow_setup"] = round(time.perf_counter() - clock, 3)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+            mlflow.set_tags(_tags(spec, split, lineage or {}))
+            mlflow.log_params(_params(spec, split, best_iteration))
+            mlflow.log_metrics(metrics)
+            for name, frame in frames.items():
+                dataset = mlflow.data.from_pandas(frame, source=split.window_uri(name), name=name,
+                                                  targets=spec.target_column)
+                mlflow.log_input(dataset, context=_INPUT_CONTEXTS[name])
+            models_started = time.perf_counter()
+            model_uri = _log_model(spec, candidate, X["train"], "model")
+            baseline_uri = _log_model(spec, baseline, X["train"], "baseline")
+            timings["log_models"] = round(time.perf_counter() - models_started, 3)
+            mlflow.log_text(store.read_text(split.profile_uri), "profile.json")
+            mlflow.log_dict(importance, "feature_importance.json")
+            with tempfile.TemporaryDirectory(prefix="driftline-plots-") as tmp:
+                _write_plots(spec, Path(tmp), y["valid"], scores, column_gain)
+                mlflow.log_artifacts(tmp, "plots")
+            timings["log_total"] = round(time.perf_counter() - clock, 3)
+            mlflow.log_metrics({f"seconds_{k}": v for k, v in timings.items()})
+    return TrainResult(
+        run_id=run.info.run_id, experiment_id=experiment_id, model_uri=model_uri, baseline_uri=baseline_uri,
+        metrics=metrics, best_iteration=best_iteration, train_seconds=round(train_seconds, 3),
+        feature_importance=importance, timings=timings, run_name=run_name,
+    )
+
+
+def candidate_estimator(spec: "ModelSpec") -> Any:
+    """The unfitted XGBoost estimator of the spec (``hist``, the spec's params, early stopping)."""
+    import xgboost as xgb
+
+    p = spec.params
+    common = dict(
+        n_estimators=p.n_estimators, max_depth=p.max_depth, learning_rate=p.learning_rate, subsample=p.subsample,
+        colsample_bytree=p.colsample_bytree, min_child_weight=p.min_child_weight, reg_lambda=p.reg_lambda,
+        early_stopping_rounds=p.early_stopping_rounds, n_jobs=p.n_jobs, random_state=p.seed, tree_method="hist",
+    )
+    if spec.task == "binary":
+        return xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss", **common)
+    return xgb.XGBRegressor(objective="reg:squarederror", eval_metric="rmse", **common)
+
+
+def _fit_candidate(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray, X_valid: pd.DataFrame,
+                   y_valid: np.ndarray) -> tuple["Pipeline", int]:
+    """Fit the preprocessor on train only, early-stop on the transformed valid window, then
+    assemble the fitted steps into one pipeline (so valid rows never shape the encoding)."""
+    from sklearn.pipeline import Pipeline
+
+    preprocess = build_preprocessor(spec, "tree")
+    M_train = preprocess.fit_transform(X_train)
+    if M_train.shape[1] == 0:
+        raise TrainError(f"{spec.name}: the preprocessor produced no feature columns from {list(X_train.columns)}")
+    M_valid = preprocess.transform(X_valid)
+    model = candidate_estimator(spec)
+    model.fit(M_train, y_train, eval_set=[(M_valid, y_valid)], verbose=False)
+    best = getattr(model, "best_iteration", None)
+    return Pipeline([("preprocess", preprocess), ("model", model)]), int(best if best is not None else spec.params.n_estimators - 1)
+
+
+def _fit_baseline(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray) -> "Pipeline":
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+
+    if spec.params.baseline == "prior":
+        model: Any = DummyClassifier(strategy="prior") if spec.task == "binary" else DummyRegressor(strategy="mean")
+        return Pipeline([("model", model)]).fit(X_train, y_train)
+    model = LogisticRegression(max_iter=1000) if spec.task == "binary" else Ridge()
+    return Pipeline([("preprocess", build_preprocessor(spec, "linear")), ("model", model)]).fit(X_train, y_train)
+
+
+def _target(spec: "ModelSpec", frame: pd.DataFrame, window: str, uri: str) -> np.ndarray:
+    col = spec.target_column
+    if col not in frame.columns:
+        raise TrainError(f"{window} window has no target column {col!r} ({uri})")
+    values = pd.to_numeric(frame[col], errors="coerce")
+    missing = int(values.isna().sum())
+    if missing:
+        raise TrainError(f"{window} window: {missing} of {len(frame)} rows have no numeric {col!r}; validation "
+                         f"should have quarantined them ({uri})")
+    if spec.task == "regression":
+        return values.to_numpy(dtype=float)
+    classes = sorted(values.unique().tolist())
+    if not set(classes) <= {0, 1} or (window == "train" and len(classes) != 2):
+        raise TrainError(f"{window} window: binary target {col!r} must hold both classes 0 and 1, found {classes} "
+                         f"in {len(frame)} rows ({uri})")
+    return values.to_numpy(dtype=np.int64)
+
+
+def _scores(spec: "ModelSpec", model: Any, X: pd.DataFrame) -> np.ndarray:
+    if spec.task == "binary":
+        return model.predict_proba(X)[:, 1]
+    return np.asarray(model.predict(X), dtype=float)
+
+
+def _metrics(spec: "ModelSpec", y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    from sklearn import metrics as skm
+
+    if spec.task == "regression":
+        return {"rmse": float(np.sqrt(skm.mean_squared_error(y, score))),
+                "mae": float(skm.mean_absolute_error(y, score)), "r2": float(skm.r2_score(y, score))}
+    both = len(np.unique(y)) == 2
+    return {
+        "roc_auc": float(skm.roc_auc_score(y, score)) if both else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y, score)) if both else float("nan"),
+        "log_loss": float(skm.log_loss(y, np.clip(score, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, score, labels=[0, 1])) if both else float(np.mean((score - y) ** 2)),
+        "f1": float(skm.f1_score(y, (score >= spec.params.decision_threshold).astype(int), zero_division=0)),
+    }
+
+
+def _column_gain(spec: "ModelSpec", candidate: "Pipeline") -> dict[str, tuple[str, float]]:
+    """Total split gain per model column: ``label -> (source column, gain)``. Total (not
+    average) gain, so a feature split on often counts more than one split on once."""
+    sources = output_sources(spec, candidate.named_steps["preprocess"])
+    gain = candidate.named_steps["model"].get_booster().get_score(importance_type="total_gain")
+    return {label: (source, float(gain.get(f"f{i}", 0.0))) for i, (label, source) in enumerate(sources)}
+
+
+def _raw_importance(spec: "ModelSpec", column_gain: dict[str, tuple[str, float]]) -> dict[str, float]:
+    raw: dict[str, float] = {c: 0.0 for c in spec.model_columns}
+    for source, gain in column_gain.values():
+        inputs = raw_inputs(spec, source)
+        for col in inputs:
+            raw[col] = raw.get(col, 0.0) + gain / len(inputs)
+    total = sum(raw.values())
+    if total <= 0:
+        # A model without a single split (constant target) carries no ranking: weigh all equally.
+        return {c: 1.0 / len(raw) for c in raw}
+    return {c: v / total for c, v in sorted(raw.items(), key=lambda kv: -kv[1])}
+
+
+def _params(spec: "ModelSpec", split: Split, best_iteration: int) -> dict[str, Any]:
+    params: dict[str, Any] = {f"params.{k}": v for k, v in spec.params.model_dump().items()}
+    params["best_iteration"] = best_iteration
+    for name, (start, end) in split.windows.items():
+        params[f"window.{name}.start"] = start
+        params[f"window.{name}.end"] = end
+    for name, rows in split.rows.items():
+        params[f"rows.{name}"] = rows
+    params["data_interval_end"] = split.data_interval_end
+    return params
+
+
+def _tags(spec: "ModelSpec", split: Split, lineage: dict[str, str]) -> dict[str, str]:
+    tags = {
+        "driftline.model": spec.name,
+        "driftline.task": spec.task,
+        "driftline.data_interval_end": split.data_interval_end,
+        "driftline.snapshot_hash": split.source_sha256,
+        "driftline.source_uri": split.source_uri,
+    }
+    sha = _git_sha()
+    if sha:
+        tags["driftline.git_sha"] = sha
+    tags.update({str(k): str(v) for k, v in lineage.items()})
+    return tags
+
+
+def _git_sha() -> str | None:
+    """The repository's HEAD commit, when this code runs from a git checkout with git installed."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_PACKAGE_DIR, capture_output=True, text=True,
+                             timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha or None
+
+
+def _requirements() -> list[str]:
+    pins = []
+    for dist in _MODEL_REQUIREMENTS:
+        try:
+            pins.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pins.append(dist)
+    return pins
+
+
+def _log_model(spec: "ModelSpec", model: "Pipeline", X_train: pd.DataFrame, name: str) -> str:
+    """Log ``model`` under ``name`` in the active run; returns its logged-model URI.
+
+    cloudpickle rather than MLflow's default skops: skops refuses types it is not told to
+    trust (XGBoost's, ours), and these models are only loaded from our own tracking server.
+    Requirements are pinned explicitly because inferring them costs a 9-15 s subprocess.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = _naive_utc(X_train.head(5))
+    binary = spec.task == "binary"
+    output = model.predict_proba(example) if binary else model.predict(example)
+    info = mlflow.sklearn.log_model(
+        model, name=name, signature=infer_signature(example, output), input_example=example,
+        pip_requirements=_requirements(), serialization_format="cloudpickle",
+        code_paths=[str(_PACKAGE_DIR)], pyfunc_predict_fn="predict_proba" if binary else "predict",
+    )
+    return info.model_uri
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """MLflow schemas only hold timezone-naive datetimes: pyfunc callers pass UTC wall time
+    (which :class:`~pipeline.features.DerivedFeatures` reads as UTC)."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
+@contextmanager
+def _tracking(uri: str) -> Iterator[None]:
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _ensure_experiment(name: str, tracking_uri: str) -> str:
+    """The experiment's id, creating it when absent (a concurrent creator wins harmlessly)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=_artifact_location(tracking_uri, name))
+    except MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri[len("sqlite:///"):])
+    return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
+def _write_plots(spec: "ModelSpec", out: Path, y: np.ndarray, scores: dict[str, np.ndarray],
+                 column_gain: dict[str, tuple[str, float]]) -> None:
+    """PNG diagnostics of the valid window; matplotlib's object API, so no global backend."""
+    from matplotlib.figure import Figure
+    from sklearn import metrics as skm
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / f"{name}.png", dpi=90)
+
+    if spec.task == "binary" and len(np.unique(y)) == 2:
+        from sklearn.calibration import calibration_curve
+
+        fig = Figure(figsize=(5, 5))
+        ax = fig.subplots()
+        for who, s in scores.items():
+            fpr, tpr, _ = skm.roc_curve(y, s)
+            ax.plot(fpr, tpr, label=f"{who} (AUC {skm.roc_auc_score(y, s):.3f})")
+        ax.plot([0, 1], [0, 1], ls=":", c="grey")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (valid window)")
+        ax.legend(loc="lower right")
+        save(fig, "roc")
+
+        fig = Figure(figsize=(5, 5))
+        ax = fig.subplots()
+        for who, s in scores.items():
+            precision, recall, _ = skm.precision_recall_curve(y, s)
+            ax.plot(recall, precision, label=f"{who} (AP {skm.average_precision_score(y, s):.3f})")
+        ax.axhline(float(np.mean(y)), ls=":", c="grey")
+        ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (valid window)")
+        ax.legend(loc="upper right")
+        save(fig, "pr")
+
+        fig = Figure(figsize=(5, 5))
+        ax = fig.subplots()
+        for who, s in scores.items():
+            observed, predicted = calibration_curve(y, s, n_bins=10, strategy="quantile")
+            ax.plot(predicted, observed, marker="o", label=who)
+        ax.plot([0, 1], [0, 1], ls=":", c="grey")
+        ax.set(xlabel="mean predicted probability", ylabel="observed rate", title="Calibration (valid window)")
+        ax.legend(loc="upper left")
+        save(fig, "calibration")
+
+        threshold = spec.params.decision_threshold
+        cm = skm.confusion_matrix(y, (scores["candidate"] >= threshold).astype(int), labels=[0, 1])
+        fig = Figure(figsize=(4, 4))
+        ax = fig.subplots()
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center")
+        ax.set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="actual",
+               title=f"Confusion at {threshold:g} (candidate)")
+        save(fig, "confusion_matrix")
+    elif spec.task == "regression":
+        predicted = scores["candidate"]
+        fig = Figure(figsize=(5, 4))
+        ax = fig.subplots()
+        ax.scatter(predicted, y - predicted, s=4, alpha=0.4)
+        ax.axhline(0.0, c="grey", ls=":")
+        ax.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (valid window, candidate)")
+        save(fig, "residuals")
+
+    top = sorted(((label, g) for label, (_, g) in column_gain.items()), key=lambda kv: -kv[1])[:25]
+    fig = Figure(figsize=(6, max(2.5, 0.25 * len(top) + 1)))
+    ax = fig.subplots()
+    ax.barh([label for label, _ in reversed(top)], [g for _, g in reversed(top)])
+    ax.set(xlabel="total gain", title="Candidate feature importance")
+    save(fig, "feature_importance")
