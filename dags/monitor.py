@@ -87,7 +87,7 @@ def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
             trigger_run_id="drift__{{ run_id }}",
             conf="{{ ti.xcom_pull(task_ids='measure')['trigger_conf'] }}",
             skip_when_already_exists=True,
-            outlets=[Asset(f"driftline://{model}/retrain-request", name=f"{model}_retrain_request")],
+            outlets=[Asset(f"driftline_{model}_retrain_request")],
         )
 
         champ = champion()

@@ -89,7 +89,7 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
         def evaluate(split: dict, trained: dict) -> dict:
             return _step(model, "evaluate_step", split, trained)
 
-        @mlflow_task(outlets=[Asset(f"driftline://{model}/champion", name=f"{model}_champion")], **IO_RETRIES)
+        @mlflow_task(outlets=[Asset(f"driftline_{model}_champion")], **IO_RETRIES)
         def promote(evaluation: dict) -> dict:
             return _step(model, "promote_step", evaluation)
 

@@ -1,0 +1,97 @@
+"""DagBag integrity: every spec yields its DAGs, wired as designed, cheap to parse."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from pipeline.config import Settings, load_specs
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SPECS = load_specs(Settings.from_env().config_dir)
+RETRAIN_TASKS = {"ingest", "validate", "split_profile", "train", "evaluate", "promote", "report"}
+RETRAIN_EDGES = {("ingest", "validate"), ("validate", "split_profile"), ("split_profile", "train"),
+                 ("split_profile", "evaluate"), ("train", "evaluate"), ("evaluate", "promote"),
+                 ("promote", "report")}
+MONITOR_TASKS = {"champion", "ingest_window", "validate_window", "measure", "should_retrain", "trigger_retrain"}
+MONITOR_EDGES = {("champion", "ingest_window"), ("ingest_window", "validate_window"), ("champion", "measure"),
+                 ("validate_window", "measure"), ("measure", "should_retrain"), ("should_retrain", "trigger_retrain")}
+IO_TASKS = {"ingest", "split_profile", "promote", "report", "champion", "ingest_window"}
+FAIL_FAST = {"validate", "evaluate", "validate_window", "measure"}
+
+
+def _edges(dag):
+    return {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("kind,tasks,edges", [("retrain", RETRAIN_TASKS, RETRAIN_EDGES),
+                                               ("monitor", MONITOR_TASKS, MONITOR_EDGES)])
+def test_every_spec_has_its_dags(dagbag, spec, kind, tasks, edges):
+    dag = dagbag.dags.get(f"{kind}__{spec.name}")
+    assert dag is not None, f"{kind}__{spec.name} missing; have {sorted(dagbag.dag_ids)}"
+    assert {t.task_id for t in dag.tasks} == tasks
+    assert _edges(dag) == edges
+    assert {"driftline", kind, spec.name} <= set(dag.tags)
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.doc_md and "###" in dag.doc_md
+    assert dag.render_template_as_native_obj is True
+
+
+@pytest.mark.parametrize("dag_id", [f"{k}__{s.name}" for s in SPECS for k in ("retrain", "monitor")])
+def test_retries_and_timeouts(dagbag, dag_id):
+    dag = dagbag.dags.get(dag_id)
+    for t in dag.tasks:
+        assert t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=2), t.task_id
+        if t.task_id in IO_TASKS:
+            assert t.retries >= 2 and t.retry_exponential_backoff, f"{t.task_id} should retry I/O with backoff"
+        if t.task_id in FAIL_FAST:
+            assert t.retries == 0, f"{t.task_id} must fail fast: a failed gate or expectation is not transient"
+
+
+def test_retrain_params_for_the_trigger_form(dagbag):
+    dag = dagbag.dags.get(f"retrain__{SPECS[0].name}")
+    assert {"dry_run", "force_promote", "reason", "as_of_date", "train_days", "valid_days", "test_days"} <= set(dag.params)
+    assert dag.params["dry_run"] is False and dag.params["force_promote"] is False
+
+
+def test_mlflow_links_declared_on_operators(dagbag):
+    dag = dagbag.dags.get(f"retrain__{SPECS[0].name}")
+    names = {t.task_id: {link.name for link in t.operator_extra_links} for t in dag.tasks}
+    for task_id in ("train", "evaluate", "promote", "report"):
+        assert {"MLflow run", "Model version"} <= names[task_id]
+    assert names["ingest"] == set()
+
+
+PARSE_PROBE = """
+import json, runpy, sys, time
+t0 = time.perf_counter()
+import airflow.sdk
+t1 = time.perf_counter()
+runpy.run_path(sys.argv[1])
+t2 = time.perf_counter()
+heavy = sorted(m for m in ("pandas", "mlflow", "great_expectations", "xgboost", "sklearn") if m in sys.modules)
+print(json.dumps({"sdk": t1 - t0, "dag": t2 - t1, "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize("dag_file", ["retrain.py", "monitor.py"])
+def test_dag_file_parses_fast_without_heavy_imports(dag_file):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")])}
+    out = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(REPO / "dags" / dag_file)],
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe["heavy"] == [], f"{dag_file} imports heavy modules at parse time: {probe['heavy']}"
+    assert probe["dag"] < 1.5, f"{dag_file} took {probe['dag']:.2f}s beyond `import airflow.sdk` ({probe['sdk']:.2f}s)"
