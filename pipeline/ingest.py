@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -120,13 +122,13 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
 
     writer = _SnapshotWriter(spec, start, end)
     try:
-        for where, table in parts:
+        for where, table in _prefetched(parts):
             writer.add(where, table)
+        writer.close()
         if writer.rows == 0:
             raise EmptyWindow(f"{source}: no rows with {spec.timestamp_column} in {window} "
                               f"({writer.units_read} file(s)/batch(es) read); check the data interval "
                               f"and that the source has been loaded for these days")
-        writer.close()
         snapshot_uri = join(out_prefix, "snapshot.parquet")
         store.write_file(snapshot_uri, writer.path)
     finally:
@@ -149,6 +151,52 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
     store.write_json(snapshot.metadata_uri, snapshot.to_dict())
     log.info("%s: %d rows in %s -> %s", source, snapshot.rows, window, snapshot_uri)
     return snapshot
+
+
+def _prefetched(parts: Iterator[tuple[str, pa.Table]], depth: int = 2) -> Iterator[tuple[str, pa.Table]]:
+    """``parts`` read ahead in a thread, so reading the next file or batch (Arrow and ADBC release
+    the GIL) overlaps with conforming, hashing and writing the current one. Memory grows by at
+    most ``depth`` tables; exceptions are re-raised in the caller's thread."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in parts:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("done", None))
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            q.put(("error", err))
+        finally:
+            close = getattr(parts, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="driftline-ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, payload = q.get()
+            if kind == "item":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                return
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.1)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -195,8 +243,11 @@ class _SnapshotWriter:
     days_seen: set[date] = field(default_factory=set)
     _schema: pa.Schema | None = None
     _writer: pq.ParquetWriter | None = None
+    _pending: list[pa.Table] = field(default_factory=list)
+    _pending_rows: int = 0
 
     def add(self, where: str, table: pa.Table) -> None:
+        """Check, filter to the window and conform one table; flush when a chunk is full."""
         self.units_read += 1
         missing = [c for c in self.spec.required_columns if c not in table.column_names]
         if missing:
@@ -215,7 +266,22 @@ class _SnapshotWriter:
             return
         if self._schema is None:
             self._schema = self._target_schema(table)
-        table = self._conform(table, where)
+        self._pending.append(self._conform(table, where))
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self.spec.source.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hash and write the buffered rows as one row group.
+
+        Small files are buffered up to ``chunk_rows`` because per-call costs of pandas
+        conversion and parquet row groups dominate at a few thousand rows per file.
+        """
+        if not self._pending:
+            return
+        assert self._schema is not None
+        table = pa.concat_tables(self._pending).combine_chunks()
+        self._pending, self._pending_rows = [], 0
         frame = table.to_pandas()
         if not self.dtypes:
             self.dtypes = {c: str(t) for c, t in frame.dtypes.items()}
@@ -226,8 +292,10 @@ class _SnapshotWriter:
         if self._writer is None:
             fd, self.path = tempfile.mkstemp(prefix="driftline-snapshot-", suffix=".parquet")
             os.close(fd)
-            self._writer = pq.ParquetWriter(self.path, self._schema)
-        self._writer.write_table(table, row_group_size=self.spec.source.chunk_rows)
+            # Dictionary-encode only strings: trying it on high-cardinality floats triples write time.
+            strings = [f.name for f in self._schema if pa.types.is_string(f.type)]
+            self._writer = pq.ParquetWriter(self.path, self._schema, use_dictionary=strings)
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 
     def _target_schema(self, table: pa.Table) -> pa.Schema:
@@ -267,12 +335,16 @@ class _SnapshotWriter:
         return pa.Table.from_arrays(columns, schema=self._schema)
 
     def close(self) -> None:
+        self.flush()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
     def discard(self) -> None:
-        self.close()
+        self._pending = []
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self.path:
             Path(self.path).unlink(missing_ok=True)
 
