@@ -323,9 +323,11 @@ def _utc(value: datetime) -> datetime:
 
 
 def _as_utc_series(series: pd.Series) -> pd.Series:
-    """Timestamps as tz-aware UTC; naive values are taken as UTC, unparsable ones become NaT."""
-    ts = pd.to_datetime(series, errors="coerce", utc=True)
-    return ts
+    """Timestamps as tz-aware UTC; naive values are taken as UTC, strings are parsed as ISO 8601
+    (any precision or offset) and unparsable ones become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return pd.to_datetime(series, utc=True)
+    return pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
 
 
 def _check_no_leakage(parts: list[pd.DataFrame], ts_col: str) -> None:
