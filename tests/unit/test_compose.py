@@ -347,6 +347,7 @@ def test_airflow_services_share_one_environment(compose, services, airflow_env):
     ("DRIFTLINE_LAKE_ROOT", "s3://lake"),
     ("DRIFTLINE_CONFIG_DIR", "/opt/driftline/config"),
     ("MLFLOW_TRACKING_URI", "http://mlflow:5000"),
+    ("DRIFTLINE_MLFLOW_UI_URL", "http://localhost:5000"),
     ("AWS_ENDPOINT_URL", "http://minio:9000"),
     ("AIRFLOW__CORE__PARALLELISM", "4"),
     ("AIRFLOW__CORE__LOAD_EXAMPLES", "false"),
@@ -379,6 +380,16 @@ def test_mounts_match_the_paths_the_environment_names(compose, airflow_env):
     assert mounts.get("/opt/airflow/plugins") == "./plugins"
     passwords = airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     assert mounts.get(str(Path(passwords).parent)) == "airflow-auth"
+
+
+def test_settings_resolve_to_the_stack(airflow_env):
+    from pipeline.config import Settings
+
+    s = Settings.from_env(airflow_env)
+    assert (s.artifact_root, s.lake_root, s.mlflow_tracking_uri) == (
+        "s3://artifacts/driftline", "s3://lake", "http://mlflow:5000")
+    assert (str(s.home), str(s.config_dir)) == ("/opt/driftline/home", "/opt/driftline/config")
+    assert s.mlflow_run_url("1", "abc").startswith("http://localhost:5000/")
 
 
 def _all_specs(settings):
