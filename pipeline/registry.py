@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from pipeline.artifacts import Record
@@ -495,16 +495,16 @@ def _move_champion(
         if err.error_code not in _ALREADY_EXISTS | _NOT_FOUND:
             raise
         holder = _registered_model(client, lock)
-        found = _champion_version(client, name)
-        detail = ""
-        if holder is not None:
-            h = _lock_tags(holder.tags)
-            detail = (
-                f"; another move ({h.get('kind', '?')} to v{h.get('to_version', '?')} by "
-                f"{h.get('actor', '?')} since {h.get('at', '?')}) holds lock {lock!r} -- if no "
-                f"promotion is running, that lock is stale: delete that registered model"
-            )
-        raise ChampionChanged(_changed_message(name, expected, found) + detail) from None
+        if holder is None:
+            raise ChampionChanged(_changed_message(name, expected, _champion_version(client, name))) from None
+        h = _lock_tags(holder.tags)
+        raise ChampionChanged(
+            f"{name}: champion changed during evaluation: another move ({h.get('kind', '?')} "
+            f"{_v(h.get('from_version') or None)} -> v{h.get('to_version', '?')} by {h.get('actor', '?')} "
+            f"since {h.get('at', '?')}) holds lock {lock!r}, so expected {_v(expected)} is being replaced; "
+            f"re-run the evaluation once it completes. If no promotion is running, the lock is stale: "
+            f"delete registered model {lock!r}"
+        ) from None
     try:
         fresh = _registered_model(client, name)
         found = _champion_version(client, name)
@@ -636,7 +636,7 @@ def _version(client: MlflowClient, name: str, version: str) -> ModelVersionInfo:
     return _info(mv)
 
 
-def _registered_model(client: MlflowClient, name: str):  # type: ignore[no-untyped-def]
+def _registered_model(client: MlflowClient, name: str) -> RegisteredModel | None:
     try:
         return client.get_registered_model(name)
     except MlflowException as err:

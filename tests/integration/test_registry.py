@@ -7,7 +7,9 @@ store, and races run real threads and processes against the same SQLite database
 from __future__ import annotations
 
 import json
-import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -191,44 +193,55 @@ def test_two_promotions_racing_threads_exactly_one_wins(client, model_spec, mlfl
     assert [e["generation"] for e in entries] == list(range(1, rounds + 2))
 
 
-def _race_in_process(uri, spec_json, version, expected, barrier, queue) -> None:
-    from mlflow import MlflowClient
+_RACER = """
+import json, sys, time
+from pathlib import Path
+from mlflow import MlflowClient
+from pipeline import registry
+from pipeline.config import ModelSpec
 
-    from pipeline import registry
-    from pipeline.config import ModelSpec
+uri, spec_json, version, expected, gate = sys.argv[1:6]
+spec = ModelSpec.model_validate_json(spec_json)
+client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+registry.get_champion(client, spec)
+Path(gate, version).touch()
+deadline = time.monotonic() + 120
+while len(list(Path(gate).iterdir())) < 2 and time.monotonic() < deadline:
+    time.sleep(0.005)
+try:
+    result = registry.promote(client, spec, version=version, expected_champion=expected,
+                              decision={"promote": True}, actor="proc-" + version, reason="race")
+    outcome = "won" if result.promoted else "not promoted"
+except registry.ChampionChanged:
+    outcome = "ChampionChanged"
+except Exception as exc:
+    outcome = type(exc).__name__ + ": " + str(exc)
+print(json.dumps(outcome))
+"""
 
-    spec = ModelSpec.model_validate_json(spec_json)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    registry.get_champion(client, spec)
-    barrier.wait()
-    try:
-        result = registry.promote(
-            client, spec, version=version, expected_champion=expected, decision=YES, actor=f"proc-{version}",
-            reason="race",
-        )
-        queue.put((version, "won" if result.promoted else "not promoted"))
-    except registry.ChampionChanged:
-        queue.put((version, "ChampionChanged"))
-    except Exception as exc:  # noqa: BLE001 -- reported to the parent, which fails the test
-        queue.put((version, f"{type(exc).__name__}: {exc}"))
 
-
-def test_two_promotions_racing_processes_exactly_one_wins(client, model_spec, mlflow_uri):
+def test_two_promotions_racing_processes_exactly_one_wins(client, model_spec, mlflow_uri, repo_root, tmp_path):
     _candidate(client, model_spec, "2026-02-01")
     _promote(client, model_spec, "1", None)
     _candidate(client, model_spec, "2026-02-02")
     _candidate(client, model_spec, "2026-02-03")
-    ctx = multiprocessing.get_context("spawn")
-    barrier, queue = ctx.Barrier(2), ctx.Queue()
-    procs = [
-        ctx.Process(target=_race_in_process, args=(mlflow_uri, model_spec.model_dump_json(), v, "1", barrier, queue))
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    # Separate interpreters (not forks) so nothing of this process's SQLite connections is shared;
+    # the gate directory lines them up after their slow imports.
+    procs = {
+        v: subprocess.Popen(
+            [sys.executable, "-c", _RACER, mlflow_uri, model_spec.model_dump_json(), v, "1", str(gate)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
         for v in ("2", "3")
-    ]
-    for p in procs:
-        p.start()
-    outcomes = dict(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=30)
+    }
+    outcomes = {}
+    for v, p in procs.items():
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-2000:]
+        outcomes[v] = json.loads(out.strip().splitlines()[-1])
 
     assert sorted(outcomes.values()) == ["ChampionChanged", "won"], outcomes
     winner = next(v for v, o in outcomes.items() if o == "won")
