@@ -12,13 +12,17 @@ Contract:
   table/query read through ADBC with the window bound as parameters.
 * Memory is bounded by one file (lake) or one record batch (Postgres), not by the window: rows
   stream into a local parquet file that is copied to the store at the end.
+* ``Snapshot.schema`` holds the pandas dtypes of the snapshot's columns as pandas reads them
+  when there are no nulls (an integer column with nulls reads as float64).
 * The snapshot's schema is the same whatever the files looked like: the timestamp is
   ``timestamp[us, UTC]``, numeric features ``float64``, a binary target ``int64``, a regression
   target ``float64``, categorical features ``string``; other columns keep the type of the first
   file that has them (later files are cast to it safely, integers widened to float when needed
   only for features). Columns are ordered as ``spec.required_columns``, then the others sorted.
-* ``content_hash`` is the sum modulo 2**64 of ``pandas.util.hash_pandas_object`` over all rows
-  (hex), so it does not depend on file order, batch sizes or row order.
+* ``content_hash`` is the sum modulo 2**64 of ``pandas.util.hash_pandas_object(frame,
+  index=False)`` over all rows (hex; integer columns hashed as pandas ``Int64``, which for a
+  column without nulls equals plain ``int64``), so it does not depend on file order, batch
+  sizes or row order.
 * Days of the window without rows are reported in ``missing_days`` and logged, not raised.
 
 Raises (all :class:`IngestError`): :class:`SourceUnreachable`, :class:`EmptyWindow`,
@@ -282,9 +286,11 @@ class _SnapshotWriter:
         assert self._schema is not None
         table = pa.concat_tables(self._pending).combine_chunks()
         self._pending, self._pending_rows = [], 0
-        frame = table.to_pandas()
         if not self.dtypes:
-            self.dtypes = {c: str(t) for c, t in frame.dtypes.items()}
+            self.dtypes = {c: str(t) for c, t in self._schema.empty_table().to_pandas().dtypes.items()}
+        # Integers as nullable Int64: pandas would turn a chunk with a null into float64, whose
+        # hashes differ from int64's, and the hash must not depend on how rows were chunked.
+        frame = table.to_pandas(types_mapper=_nullable_ints)
         hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
         self.hash_sum = (self.hash_sum + int(hashes.sum(dtype=np.uint64))) % (1 << 64)
         day_values = pc.unique(pc.cast(table.column(self.spec.timestamp_column), pa.date32()))
@@ -347,6 +353,10 @@ class _SnapshotWriter:
             self._writer = None
         if self.path:
             Path(self.path).unlink(missing_ok=True)
+
+
+def _nullable_ints(t: pa.DataType) -> Any:
+    return pd.Int64Dtype() if pa.types.is_integer(t) else None
 
 
 def _canonical_type(t: pa.DataType) -> pa.DataType:
