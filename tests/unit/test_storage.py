@@ -1,0 +1,181 @@
+"""Store over a local directory and over S3 (moto's server on loopback): same behaviour for both."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.storage import LocalStore, S3Store, StorageError, Store, dumps, join, split_s3
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
+def root(request, tmp_path) -> tuple[Store, str]:
+    """(store, root URI) for each backend; the S3 root is a fresh bucket."""
+    if request.param == "local":
+        return Store.for_uri(str(tmp_path)), str(tmp_path / "root")
+    client = request.getfixturevalue("s3_client")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Store.for_uri(f"s3://{bucket}", client), f"s3://{bucket}/root"
+
+
+def test_for_uri_picks_backend():
+    assert isinstance(Store.for_uri("/tmp/x"), LocalStore)
+    assert isinstance(Store.for_uri("file:///tmp/x"), LocalStore)
+    assert isinstance(Store.for_uri("s3://b/k", object()), S3Store)
+
+
+@pytest.mark.parametrize("base, parts, expected", [
+    ("/a/b", ("c", "d.json"), "/a/b/c/d.json"),
+    ("/a/b/", ("/c/", "d"), "/a/b/c/d"),
+    ("s3://bucket", ("x", "", "y"), "s3://bucket/x/y"),
+    ("s3://bucket/p/", ("runs/2026-01-01",), "s3://bucket/p/runs/2026-01-01"),
+])
+def test_join(base, parts, expected):
+    assert join(base, *parts) == expected
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("s3://bucket/a/b.json", ("bucket", "a/b.json")),
+    ("s3://bucket", ("bucket", "")),
+])
+def test_split_s3(uri, expected):
+    assert split_s3(uri) == expected
+
+
+def test_split_s3_rejects_missing_bucket():
+    with pytest.raises(StorageError, match="not an s3://bucket/key URI"):
+        split_s3("s3:///key")
+
+
+def test_bytes_round_trip_and_overwrite(root):
+    store, base = root
+    uri = join(base, "a", "blob.bin")
+    assert store.write_bytes(uri, b"one") == uri
+    assert store.read_bytes(uri) == b"one"
+    store.write_bytes(uri, b"two, longer")
+    assert store.read_bytes(uri) == b"two, longer"
+    assert store.list(base) == [uri]
+
+
+def test_list_is_recursive_sorted_and_missing_prefix_is_empty(root):
+    store, base = root
+    for name in ("b/2.txt", "a/1.txt", "b/c/3.txt", "0.txt"):
+        store.write_text(join(base, name), name)
+    assert store.list(base) == [join(base, n) for n in ("0.txt", "a/1.txt", "b/2.txt", "b/c/3.txt")]
+    assert store.list(join(base, "b")) == [join(base, "b/2.txt"), join(base, "b/c/3.txt")]
+    assert store.list(join(base, "nothing-here")) == []
+
+
+def test_exists_for_objects_and_prefixes(root):
+    store, base = root
+    store.write_text(join(base, "dir", "f.txt"), "x")
+    assert store.exists(join(base, "dir", "f.txt"))
+    assert store.exists(join(base, "dir"))
+    assert not store.exists(join(base, "dir", "g.txt"))
+    assert not store.exists(join(base, "di"))
+
+
+def test_json_round_trip_converts_numpy_and_datetimes(root):
+    store, base = root
+    uri = join(base, "record.json")
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    store.write_json(uri, {"n": np.int64(3), "x": np.float32(0.5), "when": when, "days": ("a", "b"),
+                           "path": Path("/p"), "nan": float("nan")})
+    back = store.read_json(uri)
+    assert back["n"] == 3 and back["x"] == 0.5 and back["when"] == "2026-01-02T03:04:05+00:00"
+    assert back["days"] == ["a", "b"] and back["path"] == "/p" and np.isnan(back["nan"])
+
+
+def test_json_rejects_unknown_types():
+    with pytest.raises(TypeError, match="not JSON serialisable: object"):
+        dumps({"x": object()})
+
+
+def test_parquet_round_trip(root, demo_frame):
+    store, base = root
+    uri = join(base, "frame.parquet")
+    frame = demo_frame.head(200)
+    store.write_parquet(uri, frame)
+    back = store.read_parquet(uri)
+    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
+    assert list(store.read_parquet(uri, columns=["age", "region"]).columns) == ["age", "region"]
+
+
+def test_write_file_and_upload_dir(root, tmp_path):
+    store, base = root
+    src = tmp_path / "src"
+    (src / "docs" / "deep").mkdir(parents=True)
+    (src / "index.html").write_text("<html/>")
+    (src / "docs" / "deep" / "page.html").write_text("page")
+    store.upload_dir(src, join(base, "site"))
+    assert store.list(join(base, "site")) == [join(base, "site/docs/deep/page.html"), join(base, "site/index.html")]
+    store.write_file(join(base, "copy.html"), src / "index.html")
+    assert store.read_text(join(base, "copy.html")) == "<html/>"
+
+
+def test_delete_object_and_prefix(root):
+    store, base = root
+    for name in ("keep.txt", "gone/a.txt", "gone/b/c.txt"):
+        store.write_text(join(base, name), "x")
+    store.delete(join(base, "gone"))
+    assert store.list(base) == [join(base, "keep.txt")]
+    store.delete(join(base, "keep.txt"))
+    assert store.list(base) == []
+
+
+@pytest.mark.parametrize("reader", ["read_bytes", "read_text", "read_json", "read_parquet"])
+def test_missing_object_raises_storage_error_naming_uri(root, reader):
+    store, base = root
+    uri = join(base, "absent.bin")
+    with pytest.raises(StorageError, match="absent.bin"):
+        getattr(store, reader)(uri)
+
+
+def test_corrupt_content_raises_storage_error(root):
+    store, base = root
+    store.write_bytes(join(base, "bad.json"), b"{not json")
+    with pytest.raises(StorageError, match=r"bad\.json: not valid JSON"):
+        store.read_json(join(base, "bad.json"))
+    store.write_bytes(join(base, "bad.parquet"), b"PAR1 nope")
+    with pytest.raises(StorageError, match=r"bad\.parquet: unreadable parquet"):
+        store.read_parquet(join(base, "bad.parquet"))
+
+
+class _Unwritable(pd.DataFrame):
+    def to_parquet(self, *args, **kwargs):  # a serialiser failing half-way through a write
+        path = args[0]
+        if isinstance(path, (str, os.PathLike)):
+            Path(path).write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+
+def test_local_write_is_atomic(tmp_path):
+    """A failed write leaves the previous content and no temp file behind."""
+    store = LocalStore()
+    uri = str(tmp_path / "out" / "frame.parquet")
+    store.write_parquet(uri, pd.DataFrame({"a": [1, 2]}))
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.write_parquet(uri, _Unwritable({"a": [3]}))
+    assert store.read_parquet(uri)["a"].tolist() == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["frame.parquet"]
+
+
+def test_local_listing_hides_in_flight_temp_files(tmp_path):
+    store = LocalStore()
+    store.write_text(str(tmp_path / "a.txt"), "x")
+    (tmp_path / ".b.txt.abc.tmp").write_text("in flight")
+    assert store.list(str(tmp_path)) == [str(tmp_path / "a.txt")]
+
+
+@pytest.mark.integration
+def test_s3_missing_bucket_is_a_storage_error(s3_client):
+    store = Store.for_uri("s3://x", s3_client)
+    with pytest.raises(StorageError, match="s3://no-such-bucket-xyz/k"):
+        store.write_bytes("s3://no-such-bucket-xyz/k", b"x")
+    with pytest.raises(StorageError, match="no such bucket 'no-such-bucket-xyz'"):
+        store.list("s3://no-such-bucket-xyz/prefix")
