@@ -646,14 +646,22 @@ def decide(evidence: Evidence, policy: PromotionPolicy, *, primary_metric: str, 
         The :class:`Decision`; ``promote`` is ``True`` iff no gate failed.
 
     Raises:
-        DecisionError: ``force`` without a reason, or a primary metric absent from the evidence.
+        DecisionError: ``force`` without a reason, a primary metric absent from the evidence, or a
+            data end that is not ISO.
     """
     if force and not (reason and reason.strip()):
         raise DecisionError("force=True needs a reason (who decided and why); it is recorded in the decision")
-    if primary_metric not in evidence.candidate or primary_metric not in evidence.vs_baseline:
+    has_champion = evidence.vs_champion is not None
+    carried = [evidence.candidate, evidence.vs_baseline] + ([evidence.vs_champion] if has_champion else [])
+    if any(primary_metric not in part for part in carried):
         raise DecisionError(f"primary metric {primary_metric!r} is not in the evidence; it carries "
                             f"{sorted(evidence.candidate)}")
-    has_champion = evidence.vs_champion is not None
+    for label, value in (("candidate", evidence.candidate_data_end), ("champion", evidence.champion_data_end)):
+        if value is not None:
+            try:
+                _parse_time(value)
+            except ValueError:
+                raise DecisionError(f"{label}_data_end {value!r} is not an ISO date or datetime") from None
     gates = [_floor_gate(evidence, policy)]
     if force:
         skipped = f"skipped: promotion forced ({reason.strip()})"

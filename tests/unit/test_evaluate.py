@@ -353,6 +353,23 @@ def test_beats_baseline_gate(lift, passed):
 
 
 @pytest.mark.parametrize(
+    "estimate, lower, margin, passed, kind",
+    [
+        (0.0, -0.004, -0.005, True, "non-inferiority"),
+        (0.0, -0.008, -0.005, False, "non-inferiority"),  # point estimate fine, the bound is not
+        (0.02, 0.012, 0.01, True, "superiority"),
+        (0.02, 0.005, 0.01, False, "superiority"),
+    ],
+)
+def test_vs_champion_gate_judges_the_lower_confidence_bound(estimate, lower, margin, passed, kind):
+    diff = {"estimate": estimate, "lower": lower, "upper": estimate + (estimate - lower)}
+    gate = decide(_evidence(vs_champion={"roc_auc": diff}), PromotionPolicy(champion_margin=margin),
+                  primary_metric="roc_auc").gate("vs_champion")
+    assert gate.passed is passed and gate.observed == lower and gate.interval == (lower, diff["upper"])
+    assert f"lower bound {lower:+.4f} {'>=' if passed else '<'} {kind} margin {margin:+.4f}" in gate.detail
+
+
+@pytest.mark.parametrize(
     "size, latency, passed, needle",
     [
         (2.0, 10.0, True, "model size 2.00 MB <= max 50.00 MB"),
@@ -385,7 +402,8 @@ def test_freshness_gate(candidate_end, allow_stale, passed):
     assert gate.passed is passed and decision.promote is passed
     if candidate_end.startswith("2026-02-10"):
         assert "10 day(s) before the champion's" in gate.detail
-        assert ("allow_stale" in gate.detail) is True
+        expected = "allowed by promotion.allow_stale" if allow_stale else "never replaces a fresher champion"
+        assert expected in gate.detail
 
 
 def test_force_skips_gates_two_to_six_but_not_the_floor():
@@ -409,9 +427,13 @@ def test_force_skips_gates_two_to_six_but_not_the_floor():
         decide(bad, PromotionPolicy(), primary_metric="roc_auc", force=True, reason="  ")
 
 
-def test_decide_rejects_unknown_primary_metric():
+def test_decide_rejects_unknown_primary_metric_and_bad_dates():
     with pytest.raises(DecisionError, match="'rmse' is not in the evidence"):
         decide(_evidence(), PromotionPolicy(), primary_metric="rmse")
+    with pytest.raises(DecisionError, match="'pr_auc' is not in the evidence"):
+        decide(_evidence(), PromotionPolicy(), primary_metric="pr_auc")
+    with pytest.raises(DecisionError, match="champion_data_end 'last week' is not an ISO date"):
+        decide(_evidence(champion_data_end="last week"), PromotionPolicy(), primary_metric="roc_auc")
 
 
 def test_decision_record_serialises_and_names_metric_threshold_and_observed():
