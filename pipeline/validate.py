@@ -30,6 +30,7 @@ difference: of rows sharing an id, the first stays clean (GX counts every occurr
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -69,19 +70,19 @@ _SAMPLE_SIZE = 5
 _DOCS_SITE = "driftline_docs"
 
 
-class ValidationError(DriftlineError):
+class ValidationStageError(DriftlineError):
     """Base of the validation stage's errors."""
 
 
-class SuiteNotFound(ValidationError):
+class SuiteNotFound(ValidationStageError):
     """The model's expectation suite file does not exist."""
 
 
-class InvalidSuite(ValidationError):
+class InvalidSuite(ValidationStageError):
     """The suite file is not valid JSON or an expectation's meta is malformed."""
 
 
-class ValidationFailed(ValidationError):
+class ValidationFailed(ValidationStageError):
     """Critical expectations failed, or too many rows were quarantined, or too few remain.
 
     Attributes:
@@ -200,8 +201,6 @@ def load_suite(spec: ModelSpec, expectations_dir: Path | None = None) -> dict:
         SuiteNotFound: the file is missing (the message names the path and how to create it).
         InvalidSuite: the file is not a JSON object with an ``expectations`` list.
     """
-    import json
-
     path = Path(expectations_dir or REPO_ROOT / "expectations") / f"{spec.suite_name}.json"
     if not path.is_file():
         raise SuiteNotFound(
