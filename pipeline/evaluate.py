@@ -219,7 +219,7 @@ class Evaluation(Record):
             model_size_mb=self.model_size_mb["candidate"],
             latency_ms_per_1k=self.latency_ms_per_1k["candidate"],
             candidate_data_end=str(cand["data_interval_end"]),
-            champion_data_end=str(champ["data_interval_end"]) if self.champion_info else None,
+            champion_data_end=_opt_str(champ.get("data_interval_end") or None),
             candidate_version=_opt_str(cand.get("version")),
             champion_version=_opt_str(champ.get("version")),
             report_uri=self.uri,
@@ -243,7 +243,8 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
             is the positive class) or ``predict(X)`` (regression) on ``test_df[spec.model_columns]``.
         candidate_info: at least ``data_interval_end`` (ISO); optionally ``version``, ``run_id``,
             ``model_size_mb`` (otherwise the cloudpickled size is measured).
-        champion_info: the same for the champion; required when ``champion`` is given.
+        champion_info: the same for the champion; required when ``champion`` is given (an empty
+            ``data_interval_end`` is recorded as unknown, and the freshness gate then fails closed).
         store: storage for ``out_uri`` (default: from its scheme).
         out_uri: where to write the report: a ``.json`` URI, or a run prefix that gets
             ``evaluation.json`` appended.
@@ -264,7 +265,7 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
         if champion_info is None:
             raise EvaluationError(f"{where}: a champion model was given without champion_info; pass at least "
                                   "{'data_interval_end': <iso>} for it")
-        _check_info("champion", champion_info, where)
+        _check_info("champion", champion_info, where, required=False)
     y = _target(spec, test_df, where)
     columns = list(spec.model_columns)
     missing = [c for c in columns if c not in test_df.columns]
@@ -311,8 +312,10 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
     return evaluation
 
 
-def _check_info(role: str, info: dict[str, Any], where: str) -> None:
+def _check_info(role: str, info: dict[str, Any], where: str, required: bool = True) -> None:
     end = info.get("data_interval_end")
+    if not end and not required:
+        return
     if not end:
         raise EvaluationError(f"{where}: {role}_info lacks 'data_interval_end' (the ISO end of the data the "
                               f"{role} was trained on); the freshness gate needs it")
@@ -785,8 +788,14 @@ def _budget_gate(evidence: Evidence, policy: PromotionPolicy) -> Gate:
 def _freshness_gate(evidence: Evidence, policy: PromotionPolicy) -> Gate:
     cand, champ = evidence.candidate_data_end, evidence.champion_data_end
     if champ is None:
-        return Gate("freshness", None, None, cand, None,
-                    "the champion's data_interval_end is unknown; freshness not judged")
+        # Unknown is not "older": failing closed keeps a backfill from replacing an untagged champion.
+        if policy.allow_stale:
+            return Gate("freshness", True, None, cand, None, f"the champion's data_interval_end is unknown; "
+                        f"candidate data ends {cand}; allowed by promotion.allow_stale")
+        return Gate("freshness", False, None, cand, None,
+                    f"the champion's data_interval_end is unknown, so a candidate with data ending {cand} cannot "
+                    "be shown not to be older; record the champion's data end, set promotion.allow_stale, or "
+                    "force with a reason")
     lag = _parse_time(champ) - _parse_time(cand)
     fresh = lag.total_seconds() <= 0
     if fresh:

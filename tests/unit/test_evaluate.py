@@ -406,6 +406,17 @@ def test_freshness_gate(candidate_end, allow_stale, passed):
         assert expected in gate.detail
 
 
+@pytest.mark.parametrize("allow_stale", [False, True])
+def test_unknown_champion_data_end_fails_freshness_closed(toy, allow_stale):
+    spec = _spec(allow_stale=allow_stale, min_lift_over_baseline=0.0)
+    ev = evaluate(spec, toy["test"], toy["full"], toy["prior"], toy["weak"], candidate_info=_info(),
+                  champion_info={"data_interval_end": "", "version": "3"})
+    assert ev.evidence().champion_data_end is None
+    gate = decide(ev.evidence(), spec.promotion, primary_metric="roc_auc").gate("freshness")
+    assert gate.passed is allow_stale
+    assert "champion's data_interval_end is unknown" in gate.detail
+
+
 def test_force_skips_gates_two_to_six_but_not_the_floor():
     bad = _evidence(vs_champion={"roc_auc": {"estimate": -0.2, "lower": -0.3, "upper": -0.1}},
                     candidate_data_end="2026-01-01", model_size_mb=500.0)
