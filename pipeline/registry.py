@@ -498,9 +498,10 @@ def _move_champion(
         if holder is None:
             raise ChampionChanged(_changed_message(name, expected, _champion_version(client, name))) from None
         h = _lock_tags(holder.tags)
+        moving_from = _v(h["from_version"] or None) if "from_version" in h else "?"
         raise ChampionChanged(
             f"{name}: champion changed during evaluation: another move ({h.get('kind', '?')} "
-            f"{_v(h.get('from_version') or None)} -> v{h.get('to_version', '?')} by {h.get('actor', '?')} "
+            f"{moving_from} -> v{h.get('to_version', '?')} by {h.get('actor', '?')} "
             f"since {h.get('at', '?')}) holds lock {lock!r}, so expected {_v(expected)} is being replaced; "
             f"re-run the evaluation once it completes. If no promotion is running, the lock is stale: "
             f"delete registered model {lock!r}"
