@@ -127,15 +127,13 @@ def _scores(spec: Any, model: Any, df: Any) -> Any:
 
 def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     """Measure drift, apply the retraining rule, write the record and report, log to MLflow."""
-    import mlflow.sklearn
-
     from pipeline.drift import decide_retrain, load_history, measure_drift, render_report
 
     spec, store, client = env.spec, env.store, env.mlflow_client()
     refs = _champion_artifacts(env, client, champion["run_id"])
     run = client.get_run(champion["run_id"])
     test_metric = run.data.metrics.get(f"test_{spec.primary_metric}")
-    model = mlflow.sklearn.load_model(champion["model_uri"])
+    model = env.load_model(champion["model_uri"])
 
     current = store.read_parquet(validated["current"]["clean_uri"])
     labelled = labelled_scores = None

@@ -129,8 +129,6 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
     Also stores what the monitor later needs on the candidate's run: its test metrics and its
     score profile on the test window (``reference_scores.json``).
     """
-    import mlflow.sklearn
-
     from pipeline import registry
     from pipeline.evaluate import decide, evaluate
     from pipeline.profile import score_profile
@@ -138,9 +136,9 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
     spec, client = env.spec, env.mlflow_client()
     champion = registry.get_champion(client, spec)
     test_df = env.store.read_parquet(split["test_uri"])
-    candidate = mlflow.sklearn.load_model(trained["model_uri"])
-    baseline = mlflow.sklearn.load_model(trained["baseline_uri"])
-    champion_model = mlflow.sklearn.load_model(champion.uri) if champion else None
+    candidate = env.load_model(trained["model_uri"])
+    baseline = env.load_model(trained["baseline_uri"])
+    champion_model = env.load_model(champion.uri) if champion else None
     evaluation = evaluate(
         spec, test_df, candidate, baseline, champion_model,
         candidate_info={"data_interval_end": env.as_of.isoformat(), "run_id": trained["run_id"]},

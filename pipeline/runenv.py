@@ -84,6 +84,19 @@ class RunEnv:
     def monitor_prefix(self) -> str:
         return monitor_prefix(self.settings.artifact_root, self.spec.name, self.day)
 
+    def load_model(self, model_uri: str) -> Any:
+        """Load a logged or registered sklearn-flavour model from this run's tracking server.
+
+        ``runs:/`` and ``models:/`` URIs resolve against MLflow's *global* tracking URI, so it is
+        set here first; otherwise MLflow would look in its default store.
+        """
+        import mlflow
+        import mlflow.sklearn
+
+        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
+        mlflow.set_registry_uri(self.settings.mlflow_tracking_uri)
+        return mlflow.sklearn.load_model(model_uri)
+
     def mlflow_client(self) -> Any:
         from mlflow import MlflowClient
 
