@@ -41,6 +41,7 @@ import base64
 import html
 import io
 import math
+import warnings
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -574,6 +575,14 @@ def _psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+def _ks(reference_sample: np.ndarray, current: np.ndarray) -> Any:
+    """Two-sample KS test; scipy falls back from the exact to the asymptotic p-value on large or
+    tied samples with a RuntimeWarning per call, which would flood every monitor run's log."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful", category=RuntimeWarning)
+        return stats.ks_2samp(reference_sample, current)
+
+
 def _js_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon distance, base 2 (in [0, 1]); inputs are counts or shares."""
     p = np.asarray(p, dtype=float) / np.sum(p)
@@ -626,7 +635,7 @@ def _numeric_feature(ref: dict[str, Any], series: pd.Series, policy: DriftPolicy
         return entry
     cur_counts = np.asarray(bin_counts(finite, edges), dtype=float)
     psi = _psi(ref_counts, cur_counts)
-    ks = stats.ks_2samp(sample, finite)
+    ks = _ks(sample, finite)
     q = ref.get("quantiles") or {}
     iqr = float(q["0.75"]) - float(q["0.25"]) if "0.75" in q and "0.25" in q else 0.0
     scale = iqr if iqr > 0 else float(ref.get("std") or 0.0)
@@ -695,6 +704,9 @@ def _feature_reason(entry: dict[str, Any], effect_hit: bool, test_hit: bool, alp
                 f"adjusted p {entry['p_adjusted']:.3g} {'<' if test_hit else '>='} {alpha}")
     text += (f"; null rate {nr['reference']:.3f} -> {nr['current']:.3f} "
              f"(delta {nr['delta']:.3f} {'>=' if nr['drifted'] else '<'} {nr['threshold']})")
+    unseen = entry["statistics"].get("unseen_categories")
+    if unseen:
+        text += f"; categories the reference never saw: {', '.join(unseen)}"
     return text
 
 
@@ -710,7 +722,7 @@ def _prediction_drift(reference: dict[str, Any], scores: np.ndarray, policy: Dri
         )
     cur_counts = np.asarray(bin_counts(finite, edges), dtype=float)
     psi = _psi(ref_counts, cur_counts)
-    ks = stats.ks_2samp(sample, finite)
+    ks = _ks(sample, finite)
     return {"psi": psi, "ks": float(ks.statistic), "p": float(ks.pvalue), "threshold": policy.prediction_psi_threshold,
             "drifted": bool(psi >= policy.prediction_psi_threshold), "rows": int(finite.size),
             "reference_mean": reference.get("mean"), "current_mean": float(finite.mean()),
