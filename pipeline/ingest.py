@@ -36,6 +36,8 @@ import os
 import queue
 import tempfile
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 _HIDDEN_PREFIXES = (".", "_")
+_S3_PARALLEL_GETS = 4
 
 
 class IngestError(DriftlineError):
@@ -465,13 +468,41 @@ def _local_lake_parts(spec: ModelSpec, root: Path, days: list[date]) -> Iterator
 
 def _s3_lake_parts(spec: ModelSpec, uri: str, days: list[date], client: Any) -> Iterator[tuple[str, pa.Table]]:
     bucket, root_key = split_s3(uri)
-    root_key = root_key.rstrip("/")
     endpoint = getattr(getattr(client, "meta", None), "endpoint_url", "?")
     try:
         client.head_bucket(Bucket=bucket)
     except Exception as err:
         raise SourceUnreachable(f"{spec.source.describe()}: bucket {bucket!r} at {endpoint} is not reachable "
                                 f"({err}); check the endpoint, credentials and bucket name") from None
+
+    def download(key: str) -> bytes:
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as err:
+            raise SourceUnreachable(f"s3://{bucket}/{key}: cannot read at {endpoint} ({err})") from None
+
+    # Objects are fetched a few at a time (S3 latency, not bandwidth, bounds one GET) but parsed
+    # in key order, so memory stays bounded by _S3_PARALLEL_GETS objects.
+    keys = _s3_window_keys(spec, client, bucket, root_key.rstrip("/"), days, endpoint)
+    with ThreadPoolExecutor(max_workers=_S3_PARALLEL_GETS, thread_name_prefix="driftline-s3-get") as pool:
+        pending: deque[tuple[str, Future[bytes]]] = deque()
+        for key in keys:
+            pending.append((key, pool.submit(download, key)))
+            if len(pending) >= _S3_PARALLEL_GETS:
+                yield from _parse_s3_object(spec, bucket, *pending.popleft())
+        while pending:
+            yield from _parse_s3_object(spec, bucket, *pending.popleft())
+
+
+def _parse_s3_object(spec: ModelSpec, bucket: str, key: str, body: Future[bytes]) -> Iterator[tuple[str, pa.Table]]:
+    where = f"s3://{bucket}/{key}"
+    for table in _read_lake_file(spec, where, pa.BufferReader(body.result())):
+        yield where, table
+
+
+def _s3_window_keys(spec: ModelSpec, client: Any, bucket: str, root_key: str, days: list[date],
+                    endpoint: str) -> Iterator[str]:
+    """Data object keys directly under each window day's partition prefix, in order."""
     for day in days:
         prefix = f"{root_key}/ds={day:%Y-%m-%d}/" if root_key else f"ds={day:%Y-%m-%d}/"
         try:
@@ -481,15 +512,9 @@ def _s3_lake_parts(spec: ModelSpec, uri: str, days: list[date], client: Any) -> 
             raise SourceUnreachable(f"{spec.source.describe()}: cannot list s3://{bucket}/{prefix} at {endpoint} "
                                     f"({err})") from None
         for key in sorted(keys):
-            if "/" in key[len(prefix):] or not _is_data_file(key.rsplit("/", 1)[-1], spec.source.format):
-                continue
-            where = f"s3://{bucket}/{key}"
-            try:
-                body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            except Exception as err:
-                raise SourceUnreachable(f"{where}: cannot read at {endpoint} ({err})") from None
-            for table in _read_lake_file(spec, where, pa.BufferReader(body)):
-                yield where, table
+            name = key[len(prefix):]
+            if "/" not in name and _is_data_file(name, spec.source.format):
+                yield key
 
 
 def _quote_ident(name: str) -> str:
