@@ -37,6 +37,7 @@ import queue
 import tempfile
 import threading
 from collections import deque
+from contextlib import closing
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -129,8 +130,9 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
 
     writer = _SnapshotWriter(spec, start, end)
     try:
-        for where, table in _prefetched(parts):
-            writer.add(where, table)
+        with closing(_prefetched(parts)) as tables:
+            for where, table in tables:
+                writer.add(where, table)
         writer.close()
         if writer.rows == 0:
             raise EmptyWindow(f"{source}: no rows with {spec.timestamp_column} in {window} "
@@ -267,6 +269,8 @@ class _SnapshotWriter:
         table = table.set_column(table.schema.get_field_index(self.spec.timestamp_column),
                                  self.spec.timestamp_column, ts)
         if keep.null_count:
+            log.warning("%s: %d row(s) with a null %s dropped (they belong to no window)",
+                        where, keep.null_count, self.spec.timestamp_column)
             keep = pc.fill_null(keep, False)
         table = table.filter(keep)
         if table.num_rows == 0:

@@ -123,6 +123,20 @@ def test_window_is_half_open_and_filters_rows(tmp_path, base_spec, end, days, ex
     assert (frame["event_time"] >= end_utc - timedelta(days=days)).all()
 
 
+def test_null_timestamps_are_dropped_with_a_warning(tmp_path, base_spec, caplog):
+    root = tmp_path / "lake"
+    _tiny_lake(root, base_spec, [("2026-01-02", "2026-01-02T01:00:00Z", "kept")])
+    part = root / "ds=2026-01-02" / "part-0.parquet"
+    frame = pd.read_parquet(part)
+    frame = pd.concat([frame, frame.assign(event_time=pd.NaT, application_id="no-time")], ignore_index=True)
+    frame.to_parquet(part, index=False)
+    spec = _with_source(base_spec, uri=str(root))
+    with caplog.at_level("WARNING", logger="pipeline.ingest"):
+        snap = ingest(spec, _end(date(2026, 1, 3)), Store.for_uri(str(tmp_path)), str(tmp_path / "run"), days=1)
+    assert pd.read_parquet(snap.uri)["application_id"].tolist() == ["kept"]
+    assert "1 row(s) with a null event_time dropped" in caplog.text
+
+
 def test_exact_rows_per_day_and_snapshot_record(base_spec, reference, lake):
     frame = pd.read_parquet(reference.uri)
     per_day = frame["event_time"].dt.strftime("%Y-%m-%d").value_counts().sort_index()
