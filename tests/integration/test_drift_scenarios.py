@@ -163,9 +163,10 @@ def test_covariate_drift_is_measured_on_the_moved_features(covariate, module_spe
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "demo magnitude: credit_score moves 30 points (sd 70), PSI 0.15-0.21 on 2000-row days vs psi_threshold 0.2, "
-    "and it carries ~40% of the champion's importance; the features that do drift (income, inquiries, channel, "
-    "sometimes utilisation) weigh ~0.10-0.13 < weighted_drift_threshold 0.3. Reported to the lead."))
+    "demo magnitude: credit_score moves 30 points (sd 70): PSI 0.13-0.23 on 2000-row days vs psi_threshold 0.2, "
+    "and it carries 37% of the champion's importance; without it the drifted features (income, inquiries, "
+    "channel, sometimes utilisation) weigh 0.11-0.15 < weighted_drift_threshold 0.3, so weighted drift reaches "
+    "0.3 only on days 67, 73 and 78, never two days running. Reported to the lead."))
 def test_covariate_drift_triggers_a_retrain_within_three_days(covariate):
     assert _retrain_days(covariate), "no retrain at all after the covariate drift"
     assert DRIFT_DAY <= _retrain_days(covariate)[0] <= DRIFT_DAY + 3, _retrain_days(covariate)
@@ -200,11 +201,17 @@ def test_monitor_history_round_trips_through_decision_files(concept, module_spec
     assert page.count("data:image/png;base64,") == len(module_spec.features) + 1
 
 
-def test_model_retrained_after_covariate_drift_beats_the_old_champion(covariate, module_spec):
-    pick = lambda r: pd.concat([covariate.days[i] for i in r], ignore_index=True)  # noqa: E731
+@pytest.mark.parametrize("world", ["covariate", "concept"])
+def test_model_retrained_after_the_drift_beats_the_old_champion(world, request, module_spec):
+    days = request.getfixturevalue(world).days
+    pick = lambda r: pd.concat([days[i] for i in r], ignore_index=True)  # noqa: E731
     train, valid, later = pick(range(60, 76)), pick(range(76, 82)), pick(range(82, 90))
     retrained = _champion(module_spec, train, valid)
     features, y = list(module_spec.features), later[module_spec.target_column]
-    old = _auc(y, covariate.model.predict_proba(later[features])[:, 1])
+    old = _auc(y, request.getfixturevalue(world).model.predict_proba(later[features])[:, 1])
     new = _auc(y, retrained.predict_proba(later[features])[:, 1])
-    assert new > old + 0.005, (new, old)
+    # Measured: covariate 0.8920 vs 0.8866 (same P(y|x): the gain is the new region and channel);
+    # concept 0.8499 vs 0.8221 (the old champion learned the wrong risk function).
+    assert new > old, (new, old)
+    if world == "concept":
+        assert new > old + 0.02, (new, old)
