@@ -254,11 +254,14 @@ class _SnapshotWriter:
     _writer: pq.ParquetWriter | None = None
     _pending: list[pa.Table] = field(default_factory=list)
     _pending_rows: int = 0
+    _write_pool: ThreadPoolExecutor | None = None
+    _write_future: Future[None] | None = None
 
     def add(self, where: str, table: pa.Table) -> None:
         """Check, filter to the window and conform one table; flush when a chunk is full."""
         self.units_read += 1
-        missing = [c for c in self.spec.required_columns if c not in table.column_names]
+        present = set(table.column_names)
+        missing = [c for c in self.spec.required_columns if c not in present]
         if missing:
             raise MissingColumns(
                 f"{where}: missing required column(s) {missing} (the spec needs "
@@ -293,8 +296,20 @@ class _SnapshotWriter:
         assert self._schema is not None
         table = pa.concat_tables(self._pending).combine_chunks()
         self._pending, self._pending_rows = [], 0
-        if not self.dtypes:
+        if self._writer is None:
+            fd, self.path = tempfile.mkstemp(prefix="driftline-snapshot-", suffix=".parquet")
+            os.close(fd)
+            # Dictionary-encode only strings: trying it on high-cardinality floats triples write time.
+            strings = [f.name for f in self._schema if pa.types.is_string(f.type)]
+            self._writer = pq.ParquetWriter(self.path, self._schema, use_dictionary=strings)
+            self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftline-snapshot-write")
             self.dtypes = {c: str(t) for c, t in self._schema.empty_table().to_pandas().dtypes.items()}
+        # Parquet encoding releases the GIL: the chunk is written while this thread hashes it.
+        # Waiting for the previous write first keeps row groups in order and memory at two chunks.
+        self._wait_for_write()
+        assert self._write_pool is not None
+        self._write_future = self._write_pool.submit(self._writer.write_table, table,
+                                                     row_group_size=max(table.num_rows, 1))
         # Integers as nullable Int64: pandas would turn a chunk with a null into float64, whose
         # hashes differ from int64's, and the hash must not depend on how rows were chunked.
         frame = table.to_pandas(types_mapper=_nullable_ints)
@@ -302,14 +317,12 @@ class _SnapshotWriter:
         self.hash_sum = (self.hash_sum + int(hashes.sum(dtype=np.uint64))) % (1 << 64)
         day_values = pc.unique(pc.cast(table.column(self.spec.timestamp_column), pa.date32()))
         self.days_seen.update(d for d in day_values.to_pylist() if d is not None)
-        if self._writer is None:
-            fd, self.path = tempfile.mkstemp(prefix="driftline-snapshot-", suffix=".parquet")
-            os.close(fd)
-            # Dictionary-encode only strings: trying it on high-cardinality floats triples write time.
-            strings = [f.name for f in self._schema if pa.types.is_string(f.type)]
-            self._writer = pq.ParquetWriter(self.path, self._schema, use_dictionary=strings)
-        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
+
+    def _wait_for_write(self) -> None:
+        if self._write_future is not None:
+            future, self._write_future = self._write_future, None
+            future.result()
 
     def _target_schema(self, table: pa.Table) -> pa.Schema:
         spec = self.spec
@@ -348,13 +361,25 @@ class _SnapshotWriter:
         return pa.Table.from_arrays(columns, schema=self._schema)
 
     def close(self) -> None:
+        """Flush the last chunk and finish the parquet file."""
         self.flush()
+        self._wait_for_write()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._write_pool is not None:
+            self._write_pool.shutdown()
+            self._write_pool = None
 
     def discard(self) -> None:
+        """Release everything and delete the local file (after a failure or once copied)."""
         self._pending = []
+        if self._write_future is not None:
+            self._write_future.exception()
+            self._write_future = None
+        if self._write_pool is not None:
+            self._write_pool.shutdown()
+            self._write_pool = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -553,17 +578,33 @@ def _postgres_parts(spec: ModelSpec, start: datetime, end: datetime, pg_uri: str
                                 f"database and credentials") from None
     try:
         with conn.cursor() as cur:
+            # ADBC materialises the whole result of a query with bound parameters in libpq, so
+            # the window goes into a server-side cursor (parameters bound there) and rows come
+            # back chunk_rows at a time: memory stays bounded by one chunk.
             try:
-                cur.execute(sql, parameters=(start, end))
-                reader = cur.fetch_record_batch()
+                cur.execute(f"DECLARE driftline_window NO SCROLL CURSOR FOR {sql}", parameters=(start, end))
             except adbc_driver_manager.Error as err:
                 raise SourceUnreachable(f"{source}: query failed ({_first_line(err)}); check that "
                                         f"{where} exists and has column {spec.timestamp_column!r}") from None
-            missing = [c for c in spec.required_columns if c not in reader.schema.names]
-            if missing:
-                raise MissingColumns(f"{where}: missing required column(s) {missing} (found {reader.schema.names})")
-            for batch in reader:
-                yield where, pa.Table.from_batches([batch])
+            # COPY cannot wrap FETCH; the driver would otherwise try it first.
+            cur.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+            chunk = spec.source.chunk_rows
+            checked = False
+            while True:
+                cur.execute(f"FETCH FORWARD {chunk} FROM driftline_window")
+                reader = cur.fetch_record_batch()
+                if not checked:
+                    missing = [c for c in spec.required_columns if c not in reader.schema.names]
+                    if missing:
+                        raise MissingColumns(f"{where}: missing required column(s) {missing} "
+                                             f"(found {reader.schema.names})")
+                    checked = True
+                fetched = 0
+                for batch in reader:
+                    fetched += batch.num_rows
+                    yield where, pa.Table.from_batches([batch])
+                if fetched < chunk:
+                    break
     finally:
         conn.close()
 

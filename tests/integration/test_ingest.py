@@ -447,10 +447,12 @@ def pg_table(postgres_uri) -> str:
 
 
 @pytest.mark.integration
-def test_postgres_table_matches_lake(base_spec, reference, postgres_uri, pg_table, out):
+@pytest.mark.parametrize("chunk_rows", [250_000, 40, 50], ids=["one-fetch", "uneven-fetches", "exact-fetches"])
+def test_postgres_table_matches_lake(base_spec, reference, postgres_uri, pg_table, out, chunk_rows):
     store, prefix = out
-    spec = _with_source(base_spec, kind="postgres", uri=None, table=pg_table)
+    spec = _with_source(base_spec, kind="postgres", uri=None, table=pg_table, chunk_rows=chunk_rows)
     snap = ingest(spec, _end(date(2026, 1, 8)), store, prefix, days=5, pg_uri=postgres_uri)
+    assert pq.ParquetFile(snap.uri).num_row_groups == -(-snap.rows // chunk_rows)
     assert snap.rows == reference.rows
     assert snap.schema == reference.schema
     assert snap.content_hash == reference.content_hash
