@@ -7,18 +7,23 @@ Contract:
   :class:`~pipeline.artifacts.Snapshot` record). Re-running the same window overwrites both and
   yields the same ``content_hash``.
 * Sources (``spec.source``): a hive lake ``<uri>/ds=YYYY-MM-DD/*.<format>`` on a local path or
-  ``s3://`` (only partitions whose day overlaps the window are listed and opened, one object at
-  a time; names starting with ``.`` or ``_`` and other suffixes are ignored), or a Postgres
-  table/query read through ADBC with the window bound as parameters.
-* Memory is bounded by one file (lake) or one record batch (Postgres), not by the window: rows
-  stream into a local parquet file that is copied to the store at the end.
+  ``s3://`` (only partitions whose day overlaps the window are listed and opened, object by
+  object; names starting with ``.`` or ``_`` and other suffixes are ignored; a row filed under
+  a partition outside the window is not seen), or a Postgres table/query read through ADBC
+  with the window bound as parameters of a server-side cursor.
+* Memory is bounded by ``spec.source.chunk_rows`` (rows are buffered into chunks of that size,
+  at most two chunks are in flight) plus a few lake files or one Postgres ``FETCH`` of
+  ``chunk_rows`` rows -- not by the window: chunks stream into a local parquet file (one row
+  group each) that is copied to the store at the end.
 * ``Snapshot.schema`` holds the pandas dtypes of the snapshot's columns as pandas reads them
   when there are no nulls (an integer column with nulls reads as float64).
 * The snapshot's schema is the same whatever the files looked like: the timestamp is
   ``timestamp[us, UTC]``, numeric features ``float64``, a binary target ``int64``, a regression
   target ``float64``, categorical features ``string``; other columns keep the type of the first
-  file that has them (later files are cast to it safely, integers widened to float when needed
-  only for features). Columns are ordered as ``spec.required_columns``, then the others sorted.
+  file that has them (later files are cast to it safely, else :class:`SchemaMismatch`; a column
+  first seen in a later file is dropped with a warning). Columns are ordered as
+  ``spec.required_columns``, then the others sorted. Rows with a null timestamp are dropped
+  with a warning.
 * ``content_hash`` is the sum modulo 2**64 of ``pandas.util.hash_pandas_object(frame,
   index=False)`` over all rows (hex; integer columns hashed as pandas ``Int64``, which for a
   column without nulls equals plain ``int64``), so it does not depend on file order, batch
@@ -400,6 +405,8 @@ def _canonical_type(t: pa.DataType) -> pa.DataType:
         return pa.string()
     if pa.types.is_timestamp(t):
         return pa.timestamp("us", tz=t.tz)
+    if isinstance(t, pa.OpaqueType) and t.type_name == "numeric":
+        return pa.float64()  # ADBC hands Postgres numeric over as text
     if isinstance(t, pa.ExtensionType):
         return _canonical_type(t.storage_type)
     return t

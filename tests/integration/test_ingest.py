@@ -477,10 +477,11 @@ def test_postgres_numeric_is_cast_to_float(base_spec, postgres_uri, out):
     with psycopg.connect(postgres_uri, autocommit=True) as conn:
         cols = ", ".join(f"{c} numeric(12,4)" for c in base_spec.numeric_features)
         cats = ", ".join(f"{c} text" for c in base_spec.categorical_features)
-        conn.execute(f"CREATE TABLE numeric_src (event_time timestamptz, application_id text, defaulted int, {cols}, {cats})")
+        conn.execute(f"CREATE TABLE numeric_src (event_time timestamptz, application_id text, defaulted int, {cols}, "
+                     f"{cats}, fee numeric(10,2))")
         values = ", ".join(["1.2500"] * len(base_spec.numeric_features))
         conn.execute(f"INSERT INTO numeric_src VALUES ('2026-01-02T03:00:00Z', 'a', 1, {values}, "
-                     f"{', '.join(['%s'] * len(base_spec.categorical_features))})",
+                     f"{', '.join(['%s'] * len(base_spec.categorical_features))}, 12.50)",
                      ["x"] * len(base_spec.categorical_features))
     store, prefix = out
     spec = _with_source(base_spec, kind="postgres", uri=None, table="numeric_src")
@@ -488,6 +489,7 @@ def test_postgres_numeric_is_cast_to_float(base_spec, postgres_uri, out):
     frame = pd.read_parquet(snap.uri)
     assert snap.schema["income"] == "float64" and frame["income"].tolist() == [1.25]
     assert frame["defaulted"].tolist() == [1]
+    assert snap.schema["fee"] == "float64" and frame["fee"].tolist() == [12.5]
 
 
 @pytest.mark.integration
