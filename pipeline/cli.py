@@ -1,7 +1,9 @@
 """``python -m pipeline <command>``: driftline from a shell, without Airflow.
 
 Each command is one small function ``cmd_<name>(args, settings) -> int`` registered in
-:func:`build_parser`, so adding a command is one parser block and one function. Results are
+:func:`build_parser` with ``set_defaults(func=cmd_<name>)`` (and optionally ``check=`` a
+function that rejects bad argument combinations with ``parser.error``), so adding a command is
+one parser block and one function. Results are
 printed to stdout as JSON; a :class:`~pipeline.errors.DriftlineError` prints its message to
 stderr and exits with status 2 (no traceback), since it already says what is wrong and where.
 """
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--date", type=_day, required=True, help="data interval end (exclusive), YYYY-MM-DD")
     ing.add_argument("--days", type=_positive, help="window length (default: the spec's total window)")
     ing.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
-    ing.set_defaults(func=cmd_ingest, check=None)
+    ing.set_defaults(func=cmd_ingest)
     return parser
 
 
@@ -122,7 +124,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = args.check
+    check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = getattr(args, "check", None)
     if check is not None:
         check(parser, args)
     try:
