@@ -257,13 +257,13 @@ class _SnapshotWriter:
     days_seen: set[date] = field(default_factory=set)
     _schema: pa.Schema | None = None
     _writer: pq.ParquetWriter | None = None
-    _pending: list[pa.Table] = field(default_factory=list)
+    _pending: list[tuple[str, pa.Table]] = field(default_factory=list)
     _pending_rows: int = 0
     _write_pool: ThreadPoolExecutor | None = None
     _write_future: Future[None] | None = None
 
     def add(self, where: str, table: pa.Table) -> None:
-        """Check, filter to the window and conform one table; flush when a chunk is full."""
+        """Check one table's columns and buffer it; flush when a chunk is full."""
         self.units_read += 1
         present = set(table.column_names)
         missing = [c for c in self.spec.required_columns if c not in present]
@@ -271,36 +271,29 @@ class _SnapshotWriter:
             raise MissingColumns(
                 f"{where}: missing required column(s) {missing} (the spec needs "
                 f"{list(self.spec.required_columns)}; found {table.column_names})")
-        ts = _to_timestamp(table.column(self.spec.timestamp_column), where, self.spec.timestamp_column)
-        keep = pc.and_(pc.greater_equal(ts, pa.scalar(self.start, TIMESTAMP_TYPE)),
-                       pc.less(ts, pa.scalar(self.end, TIMESTAMP_TYPE)))
-        table = table.set_column(table.schema.get_field_index(self.spec.timestamp_column),
-                                 self.spec.timestamp_column, ts)
-        if keep.null_count:
-            log.warning("%s: %d row(s) with a null %s dropped (they belong to no window)",
-                        where, keep.null_count, self.spec.timestamp_column)
-            keep = pc.fill_null(keep, False)
-        table = table.filter(keep)
         if table.num_rows == 0:
             return
-        if self._schema is None:
-            self._schema = self._target_schema(table)
-        self._pending.append(self._conform(table, where))
+        self._pending.append((where, table))
         self._pending_rows += table.num_rows
         if self._pending_rows >= self.spec.source.chunk_rows:
             self.flush()
 
     def flush(self) -> None:
-        """Hash and write the buffered rows as one row group.
+        """Window, conform, hash and write the buffered tables as one row group.
 
-        Small files are buffered up to ``chunk_rows`` because per-call costs of pandas
-        conversion and parquet row groups dominate at a few thousand rows per file.
+        Small files are buffered up to ``chunk_rows`` because per-call costs of Arrow compute,
+        pandas conversion and parquet row groups dominate at a few thousand rows per file; runs
+        of files with the same schema are windowed and conformed as one table.
         """
         if not self._pending:
             return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        parts = [self._window_and_conform(run) for run in _same_schema_runs(pending)]
+        parts = [p for p in parts if p.num_rows]
+        if not parts:
+            return
         assert self._schema is not None
-        table = pa.concat_tables(self._pending).combine_chunks()
-        self._pending, self._pending_rows = [], 0
+        table = pa.concat_tables(parts).combine_chunks()
         if self._writer is None:
             fd, self.path = tempfile.mkstemp(prefix="driftline-snapshot-", suffix=".parquet")
             os.close(fd)
@@ -343,6 +336,43 @@ class _SnapshotWriter:
             else:
                 fields.append(pa.field(name, _canonical_type(table.schema.field(name).type)))
         return pa.schema(fields)
+
+    def _window_and_conform(self, run: list[tuple[str, pa.Table]]) -> pa.Table:
+        """Rows of a run of same-schema tables inside the window, in the snapshot schema."""
+        if len(run) == 1:
+            return self._window_and_conform_one(*run[0])
+        ts = self.spec.timestamp_column
+        for where, table in run:
+            if table.column(ts).null_count:
+                self._warn_null_timestamps(where, table.column(ts).null_count)
+        label = f"{run[0][0]} (and {len(run) - 1} more file(s) with the same columns)"
+        try:
+            return self._window_and_conform_one(label, pa.concat_tables([t for _, t in run]), warn=False)
+        except SchemaMismatch:
+            for where, table in run:  # re-run file by file so the error names the file at fault
+                self._window_and_conform_one(where, table, warn=False)
+            raise
+
+    def _window_and_conform_one(self, where: str, table: pa.Table, warn: bool = True) -> pa.Table:
+        ts = _to_timestamp(table.column(self.spec.timestamp_column), where, self.spec.timestamp_column)
+        keep = pc.and_(pc.greater_equal(ts, pa.scalar(self.start, TIMESTAMP_TYPE)),
+                       pc.less(ts, pa.scalar(self.end, TIMESTAMP_TYPE)))
+        table = table.set_column(table.schema.get_field_index(self.spec.timestamp_column),
+                                 self.spec.timestamp_column, ts)
+        if keep.null_count:
+            if warn:
+                self._warn_null_timestamps(where, keep.null_count)
+            keep = pc.fill_null(keep, False)
+        table = table.filter(keep)
+        if table.num_rows == 0:
+            return table
+        if self._schema is None:
+            self._schema = self._target_schema(table)
+        return self._conform(table, where)
+
+    def _warn_null_timestamps(self, where: str, count: int) -> None:
+        log.warning("%s: %d row(s) with a null %s dropped (they belong to no window)",
+                    where, count, self.spec.timestamp_column)
 
     def _conform(self, table: pa.Table, where: str) -> pa.Table:
         assert self._schema is not None
@@ -390,6 +420,18 @@ class _SnapshotWriter:
             self._writer = None
         if self.path:
             Path(self.path).unlink(missing_ok=True)
+
+
+def _same_schema_runs(tables: list[tuple[str, pa.Table]]) -> Iterator[list[tuple[str, pa.Table]]]:
+    """Consecutive tables grouped while their schemas match (metadata ignored)."""
+    run: list[tuple[str, pa.Table]] = []
+    for item in tables:
+        if run and not item[1].schema.equals(run[-1][1].schema, check_metadata=False):
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
 
 
 def _nullable_ints(t: pa.DataType) -> Any:
