@@ -12,6 +12,10 @@ then measures, in this order and in the same process:
    ``xgboost.train`` with the candidate's parameters, rounds and early stopping on the valid
    window.
 
+Wall times on a shared machine swing with other load (XGBoost's OpenMP threads spin while
+waiting unless ``OMP_WAIT_POLICY=PASSIVE``), so the JSON also carries process CPU seconds, the
+load average and the wait policy.
+
 Windows: the last 10 % of days test, the 10 % before valid, the rest train. Prints JSON (and
 writes it to ``--out``): seconds per part, stage/anchor ratios, best iterations and peak RSS.
 """
@@ -93,11 +97,12 @@ def _anchor(spec: Any, split: Any, store: Any) -> dict[str, Any]:
 
     estimator = candidate_estimator(spec)
     params = {k: v for k, v in estimator.get_xgb_params().items() if v is not None}
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     booster = xgb.train(params, dtrain, num_boost_round=spec.params.n_estimators, evals=[(dvalid, "valid")],
                         early_stopping_rounds=spec.params.early_stopping_rounds, verbose_eval=False)
     train_seconds = time.perf_counter() - started
-    return {"transform_seconds": round(transform_seconds, 3), "dmatrix_seconds": round(dmatrix_seconds, 3),
+    train_cpu = time.process_time() - cpu_started
+    return {"xgb_train_cpu_seconds": round(train_cpu, 3),"transform_seconds": round(transform_seconds, 3), "dmatrix_seconds": round(dmatrix_seconds, 3),
             "xgb_train_seconds": round(train_seconds, 3), "best_iteration": int(booster.best_iteration),
             "matrix_shape": list(M_train.shape), "params": params}
 
@@ -129,9 +134,10 @@ def run(rows: int, rows_per_day: int, n_jobs: int | None, workdir: Path) -> dict
     split = split_and_profile(spec, str(clean), store, str(workdir / "run"), end)
     split_seconds = time.perf_counter() - started
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = train(spec, split, store, tracking_uri=tracking_uri, lineage={"driftline.trigger": "benchmark"})
     stage_seconds = time.perf_counter() - started
+    stage_cpu = time.process_time() - cpu_started
     peak_after_stage = _peak_rss_mb()
 
     anchor = _anchor(spec, split, store)
@@ -144,6 +150,8 @@ def run(rows: int, rows_per_day: int, n_jobs: int | None, workdir: Path) -> dict
         "params": {"n_estimators": spec.params.n_estimators, "early_stopping_rounds": spec.params.early_stopping_rounds,
                    "n_jobs": spec.params.n_jobs, "baseline": spec.params.baseline},
         "cpu_count": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "cpu_seconds": {"train_stage_total": round(stage_cpu, 3), "anchor_xgb_train": anchor["xgb_train_cpu_seconds"]},
         "seconds": {
             "generate_demo": round(generate_seconds, 3),
             "mlflow_store_init": round(store_init_seconds, 3),

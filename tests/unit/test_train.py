@@ -101,6 +101,11 @@ def test_run_records_params_metrics_tags_and_inputs(binary_run, mlflow_uri):
     assert set(inputs) == {"train", "valid", "test"}
     digests = {d.dataset.digest for d in inputs.values()}
     assert len(digests) == 3 and all(digests)
+    from mlflow.types.utils import _infer_schema
+
+    train_frame = binary_run[2].read_parquet(split.train_uri)
+    assert json.loads(inputs["train"].dataset.schema)["mlflow_colspec"] == _infer_schema(train_frame).to_dict()
+    assert json.loads(inputs["train"].dataset.profile)["num_rows"] == 14_000
     for name, d in inputs.items():
         assert json.loads(d.dataset.source)["uri"] == split.window_uri(name)
         assert {t.key: t.value for t in d.tags}["mlflow.data.context"] == {
@@ -151,8 +156,8 @@ def test_model_loads_in_a_process_without_the_repository(binary_run, mlflow_uri,
     rows = store.read_parquet(split.test_uri)[list(spec.model_columns)].head(20)
     rows.to_parquet(tmp_path / "rows.parquet")
     script = (
-        "import sys, mlflow, pandas as pd\n"
-        "assert not any(p.rstrip('/').endswith('main') for p in sys.path), sys.path\n"
+        "import importlib.util, mlflow, pandas as pd\n"
+        "assert importlib.util.find_spec('pipeline') is None, 'pipeline importable before loading'\n"
         f"m = mlflow.sklearn.load_model({result.model_uri!r})\n"
         "print(','.join(f'{p:.6f}' for p in m.predict_proba(pd.read_parquet('rows.parquet'))[:, 1]))\n"
     )
@@ -196,7 +201,12 @@ def test_regression_trains_logs_and_predicts(tmp_path, mlflow_uri):
     paths = set(artifact_paths(client, result.run_id))
     assert {"plots/residuals.png", "plots/feature_importance.png", "feature_importance.json"} <= paths
     assert not paths & (BINARY_PLOTS - {"plots/feature_importance.png"})
-    assert client.get_experiment(result.experiment_id).name == "income_estimate"
+    experiment = client.get_experiment(result.experiment_id)
+    assert experiment.name == "income_estimate"
+    db_dir = Path(mlflow_uri[len("sqlite:///"):]).parent
+    assert experiment.artifact_location == (db_dir / "mlartifacts" / "income_estimate").resolve().as_uri()
+    tags = client.get_run(result.run_id).data.tags
+    assert tags["driftline.snapshot_hash"] == split.source_sha256 and tags["driftline.source_uri"] == split.source_uri
     assert sum(result.feature_importance.values()) == pytest.approx(1.0)
     assert "log_loan" not in result.feature_importance and "loan_amount" in result.feature_importance
     test = store.read_parquet(split.test_uri)[list(spec.model_columns)]
