@@ -290,10 +290,12 @@ class _SnapshotWriter:
         pending, self._pending, self._pending_rows = self._pending, [], 0
         parts = [self._window_and_conform(run) for run in _same_schema_runs(pending)]
         parts = [p for p in parts if p.num_rows]
+        del pending  # the raw tables can go before the chunk is copied into one
         if not parts:
             return
         assert self._schema is not None
         table = pa.concat_tables(parts).combine_chunks()
+        del parts
         if self._writer is None:
             fd, self.path = tempfile.mkstemp(prefix="driftline-snapshot-", suffix=".parquet")
             os.close(fd)
