@@ -1,0 +1,138 @@
+"""retrain__<model> end to end with dag.test(): real lake, GX, MLflow (SQLite) and registry.
+
+One demo lake and one MLflow store for the module; the runs build on each other in order, as a
+user's nights would: first champion, dry run, a worse candidate, a better one, a backfill of an
+older date, a forced promotion, a bad-data day.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "credit_default"
+BAD_DAY = date(2026, 2, 21)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, airflow_db):
+    """DRIFTLINE_HOME with a 60-day demo lake (bad rows on BAD_DAY) and an empty MLflow store."""
+    from pipeline.config import Settings
+    from pipeline.demo import DemoOptions, generate
+
+    root = tmp_path_factory.mktemp("driftline")
+    saved = {k: os.environ.get(k) for k in ("DRIFTLINE_HOME", "MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT")}
+    os.environ["DRIFTLINE_HOME"] = str(root)
+    for k in ("MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT"):
+        os.environ.pop(k, None)
+    settings = Settings.from_env()
+    generate(settings.lake_root, date(2026, 1, 1), 60,
+             DemoOptions(rows_per_day=1000, bad_day=BAD_DAY, bad_kind="nulls"), model=MODEL)
+    yield settings
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def retrain_dag(home, dagbag):
+    return dagbag.dags[f"retrain__{MODEL}"]
+
+
+DEFAULT_CONF = {"dry_run": False, "force_promote": False, "reason": "", "as_of_date": None,
+                "train_days": None, "valid_days": None, "test_days": None}
+
+
+def run(dag, day: str, **conf):
+    """One dag.test() run; every param is passed (dag.test() keeps a previous run's conf in params)."""
+    dr = dag.test(logical_date=datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc),
+                  run_conf={**DEFAULT_CONF, **conf})
+    return str(getattr(dr.state, "value", dr.state))
+
+
+def record(settings, day: str) -> dict:
+    return json.loads((Path(settings.artifact_root) / MODEL / "runs" / day / "decision.json").read_text())
+
+
+def champion(settings) -> str | None:
+    from mlflow import MlflowClient
+
+    from pipeline import registry
+    from pipeline.config import find_spec
+
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    info = registry.get_champion(client, find_spec(MODEL, settings))
+    return info.version if info else None
+
+
+def test_first_run_creates_the_champion(home, retrain_dag):
+    assert run(retrain_dag, "2026-02-12") == "success"
+    rec = record(home, "2026-02-12")
+    assert rec["status"] == "promoted" and rec["promote"] is True
+    assert rec["champion_before"] is None and rec["champion_after"] == rec["candidate_version"] == "1"
+    skipped = {g["name"] for g in rec["gates"] if g["passed"] is None}
+    assert skipped == {"vs_champion", "slices", "freshness"}
+    assert rec["trigger"]["kind"] == "manual" and rec["links"]["mlflow_run"].startswith("http")
+    assert champion(home) == "1"
+
+
+def test_dry_run_registers_but_never_promotes(home, retrain_dag):
+    assert run(retrain_dag, "2026-02-19", dry_run=True) == "success"
+    rec = record(home, "2026-02-19")
+    assert rec["status"] == "dry_run" and rec["promote"] is False
+    assert rec["candidate_version"] == "2" and champion(home) == "1"
+
+
+def test_worse_candidate_is_not_promoted_and_the_run_succeeds(home, retrain_dag):
+    assert run(retrain_dag, "2026-02-19", train_days=1) == "success"
+    rec = record(home, "2026-02-19")
+    assert rec["status"] == "not_promoted", rec["reasons"]
+    failed = {g["name"] for g in rec["gates"] if g["passed"] is False}
+    assert "vs_champion" in failed, rec["gates"]
+    assert champion(home) == "1"
+
+
+def test_better_candidate_on_newer_data_is_promoted(home, retrain_dag):
+    assert run(retrain_dag, "2026-02-19") == "success"
+    rec = record(home, "2026-02-19")
+    assert rec["status"] == "promoted", rec["reasons"]
+    assert rec["champion_before"] == "1" and champion(home) == rec["candidate_version"]
+
+
+def test_backfill_of_an_older_date_never_moves_the_champion_back(home, retrain_dag):
+    before = champion(home)
+    assert run(retrain_dag, "2026-02-13") == "success"
+    rec = record(home, "2026-02-13")
+    assert rec["status"] == "not_promoted"
+    fresh = next(g for g in rec["gates"] if g["name"] == "freshness")
+    assert fresh["passed"] is False and "2026-02-19" in fresh["detail"]
+    assert champion(home) == before
+
+
+def test_force_promote_needs_and_records_a_reason(home, retrain_dag):
+    assert run(retrain_dag, "2026-02-14", force_promote=True, reason="incident 42: pin the 14th") == "success"
+    rec = record(home, "2026-02-14")
+    assert rec["status"] == "promoted" and rec["forced"] is True
+    assert champion(home) == rec["candidate_version"]
+    assert any("incident 42" in str(g["detail"]) for g in rec["gates"] if g["passed"] is None)
+
+
+def test_bad_data_fails_validation_and_leaves_the_champion(home, retrain_dag):
+    """A 3-day window around the bad day: 30 % null scores and 10 % null labels on one day of
+    three is beyond the 5 % quarantine limit, so validation fails the run."""
+    before = champion(home)
+    assert run(retrain_dag, "2026-02-22", train_days=1, valid_days=1, test_days=1) == "failed"
+    rec = record(home, "2026-02-22")
+    assert rec["status"] == "failed" and rec["failed_step"] == "validate"
+    assert "ValidationFailed" in rec["summary"] and "quarantine" in rec["summary"].lower()
+    quarantine = Path(home.artifact_root) / MODEL / "runs" / "2026-02-22" / "quarantine.parquet"
+    assert quarantine.exists() and (Path(home.artifact_root) / MODEL / "runs" / "2026-02-22" / "validation.json").exists()
+    assert champion(home) == before
