@@ -13,7 +13,7 @@ features; target ``defaulted`` (about 15 % positives) from a non-linear risk fun
 XGBoost candidate beats a logistic baseline.
 
 Drift (from ``drift_day`` on, inclusive):
-* ``covariate``: the applicant mix moves -- income down 25 %, credit scores down 30 points,
+* ``covariate``: the applicant mix moves -- income down 25 %, credit scores down 45 points,
   utilisation and inquiries up, and a new ``partner_api`` channel takes 30 % of applications
   (a category the reference never saw, with its own risk). ``P(default | features)`` is the
   same function before and after, so a retrained model learns the new region.
@@ -134,7 +134,7 @@ def generate_day(day: date, options: DemoOptions = DemoOptions(), model: str = "
     inquiries = rng.poisson(1.1, n).astype(float)
     if covariate:
         income *= 0.75
-        score = np.clip(score - 30, 300, 850)
+        score = np.clip(score - 45, 300, 850)
         util = np.clip(util + 0.08, 0, 1)
         inquiries = inquiries + rng.poisson(0.7, n)
     loan_amount = np.clip(np.exp(rng.normal(np.log(14_000), 0.6, n)), 1_000, 100_000).round(-2)

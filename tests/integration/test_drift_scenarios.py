@@ -162,11 +162,6 @@ def test_covariate_drift_is_measured_on_the_moved_features(covariate, module_spe
         assert not {"age", "loan_term_months", "region", "home_ownership"} & set(report.drifted_features)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "demo magnitude: credit_score moves 30 points (sd 70): PSI 0.13-0.23 on 2000-row days vs psi_threshold 0.2, "
-    "and it carries 37% of the champion's importance; without it the drifted features (income, inquiries, "
-    "channel, sometimes utilisation) weigh 0.11-0.15 < weighted_drift_threshold 0.3, so weighted drift reaches "
-    "0.3 only on days 67, 73 and 78, never two days running. Reported to the lead."))
 def test_covariate_drift_triggers_a_retrain_within_three_days(covariate):
     assert _retrain_days(covariate), "no retrain at all after the covariate drift"
     assert DRIFT_DAY <= _retrain_days(covariate)[0] <= DRIFT_DAY + 3, _retrain_days(covariate)
