@@ -26,6 +26,7 @@ category ("none of the known ones") stays distinct from a missing one (its own c
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,7 +38,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from pipeline.artifacts import Record
 from pipeline.errors import DriftlineError
 from pipeline.profile import build_profile
-from pipeline.storage import Store, join
+from pipeline.storage import StorageError, Store, join
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -161,7 +162,7 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
         EmptySplitError, LeakageError: see :func:`split_frame`.
     """
     raw = store.read_bytes(clean_uri)
-    df = store.read_parquet(clean_uri)
+    df = _parquet_frame(raw, clean_uri)
     parts = dict(zip(WINDOW_NAMES, split_frame(spec, df, data_interval_end)))
     bounds = window_bounds(spec, data_interval_end)
     uris = {name: store.write_parquet(join(out_prefix, f"{name}.parquet"), part) for name, part in parts.items()}
@@ -310,6 +311,16 @@ def _derive(X: pd.DataFrame, d: dict[str, Any]) -> pd.Series:
         values = pd.to_numeric(X[d["column"]], errors="coerce").astype("float64")
         return np.log1p(values.clip(lower=0))
     raise ValueError(f"unknown derived feature kind {kind!r} for {d.get('name')!r}")
+
+
+def _parquet_frame(raw: bytes, uri: str) -> pd.DataFrame:
+    """Parse parquet bytes already fetched for hashing (one download on S3, not two)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(io.BytesIO(raw)).to_pandas()
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise StorageError(f"{uri}: unreadable parquet ({err})") from None
 
 
 def _require_frame(X: Any) -> None:

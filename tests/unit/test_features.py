@@ -231,3 +231,12 @@ def test_split_and_profile_reports_a_short_snapshot(tmp_path, spec):
     clean = store.write_parquet(str(tmp_path / "clean.parquet"), demo_days(DEMO_START, 3, rows_per_day=20))
     with pytest.raises(EmptySplitError, match=r"valid window \[2026-01-22"):
         split_and_profile(spec, clean, store, str(tmp_path / "run"), datetime(2026, 2, 12) - timedelta(days=7))
+
+
+def test_unreadable_snapshot_names_the_uri(tmp_path, spec):
+    from pipeline.storage import StorageError
+
+    store = Store.for_uri(str(tmp_path))
+    bad = store.write_bytes(str(tmp_path / "clean.parquet"), b"not parquet")
+    with pytest.raises(StorageError, match=r"clean.parquet: unreadable parquet"):
+        split_and_profile(spec, bad, store, str(tmp_path / "run"), END)
