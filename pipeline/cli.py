@@ -11,6 +11,8 @@ stderr and exits with status 2 (no traceback), since it already says what is wro
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import logging
 import sys
 from datetime import date, datetime, timezone
@@ -109,7 +111,177 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--days", type=_positive, help="window length (default: the spec's total window)")
     ing.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
     ing.set_defaults(func=cmd_ingest)
+
+    run = sub.add_parser("run", help="run the whole retrain for one date in this process (no Airflow)",
+                         description="ingest -> validate -> split -> train -> evaluate -> promote -> report, "
+                                     "exactly as the retrain DAG does, for data before --date.")
+    run.add_argument("model")
+    run.add_argument("--date", type=_day, required=True, help="as-of day: data before it is used")
+    run.add_argument("--dry-run", action="store_true", help="evaluate and register, never move the champion")
+    run.add_argument("--force-promote", action="store_true", help="skip gates 2-6 (needs --reason)")
+    run.add_argument("--reason", help="why (recorded); required with --force-promote")
+    run.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
+    run.set_defaults(func=cmd_run, check=_check_run)
+
+    mon = sub.add_parser("monitor", help="run the drift monitor for one date in this process (no Airflow)")
+    mon.add_argument("model")
+    mon.add_argument("--date", type=_day, required=True, help="as-of day: the window before it is judged")
+    mon.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
+    mon.set_defaults(func=cmd_monitor)
+
+    status = sub.add_parser("status", help="champion, challenger, versions and alias history of a model")
+    status.add_argument("model")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    status.set_defaults(func=cmd_status)
+
+    rollback = sub.add_parser("rollback", help="move the champion back (default: to the previous champion)")
+    rollback.add_argument("model")
+    rollback.add_argument("--to-version", help="the version to make champion")
+    rollback.add_argument("--reason", required=True, help="why (recorded in the alias history)")
+    rollback.set_defaults(func=cmd_rollback)
+
+    show = sub.add_parser("show", help="print the decision record of a retrain (or monitor) run")
+    show.add_argument("model")
+    show.add_argument("--date", type=_day, required=True)
+    show.add_argument("--monitor", action="store_true", help="the monitor's decision for that date")
+    show.add_argument("--trigger-conf", action="store_true",
+                      help="with --monitor: print only the retrain conf JSON if a retrain was requested")
+    show.set_defaults(func=cmd_show)
+
+    suggest = sub.add_parser("suggest-suite", help="draft a Great Expectations suite from a reference window",
+                             description="Profile [date - days, date) of the model's source and print "
+                                         "(or write) a GX suite JSON to start from.")
+    suggest.add_argument("--model", required=True)
+    suggest.add_argument("--data", help="lake URI to profile instead of the spec's source (local or s3://)")
+    suggest.add_argument("--date", type=_day, help="end of the reference window (default: today, UTC)")
+    suggest.add_argument("--days", type=_positive, default=14)
+    suggest.add_argument("--margin", type=float, default=0.1, help="relative widening of numeric ranges")
+    suggest.add_argument("--out", help="write the suite here instead of printing it")
+    suggest.set_defaults(func=cmd_suggest_suite)
     return parser
+
+
+def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.force_promote and not args.reason:
+        parser.error("run: --force-promote needs --reason")
+
+
+def _env(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> Any:
+    from pipeline.config import find_spec
+    from pipeline.runenv import RunEnv
+
+    run_id = f"cli__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    trigger = {"kind": "manual", "run_type": "cli", "run_id": run_id, "by": getpass.getuser(),
+               "reason": getattr(args, "reason", None)}
+    return RunEnv.local(find_spec(args.model, settings), args.date, settings=settings,
+                        pg_uri=getattr(args, "pg_uri", None), trigger=trigger,
+                        lineage={"driftline.cli_run_id": run_id}, **kwargs)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline import retrain
+
+    env = _env(args, settings, dry_run=args.dry_run, force_promote=args.force_promote, reason=args.reason)
+    _print_json(retrain.run_all(env))
+    return EXIT_OK
+
+
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline import monitor
+
+    env = _env(args, settings)
+    champion = monitor.champion_step(env)
+    validated = monitor.validate_step(env, monitor.ingest_step(env, champion))
+    _print_json(monitor.measure_step(env, champion, validated))
+    return EXIT_OK
+
+
+def _registry(args: argparse.Namespace, settings: Settings) -> tuple[Any, Any]:
+    from mlflow import MlflowClient
+
+    from pipeline.config import find_spec
+
+    uri = settings.mlflow_tracking_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri), find_spec(args.model, settings)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline import registry
+
+    client, spec = _registry(args, settings)
+    state = registry.status(client, spec)
+    if args.json:
+        _print_json(state)
+    else:
+        print(registry.format_status(state))
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline import registry
+
+    client, spec = _registry(args, settings)
+    result = registry.rollback(client, spec, to_version=args.to_version, reason=args.reason,
+                               actor=f"cli:{getpass.getuser()}")
+    print(result.message)
+    _print_json(result.to_dict())
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.artifacts import monitor_prefix, run_prefix
+    from pipeline.storage import Store, join
+
+    prefix = (monitor_prefix if args.monitor else run_prefix)(settings.artifact_root, args.model, args.date)
+    uri = join(prefix, "decision.json")
+    record = Store.for_uri(uri).read_json(uri)
+    if args.trigger_conf:
+        if record.get("retrain"):
+            conf = {"trigger": "drift", "reason": record.get("trigger_reason") or "; ".join(record["reasons"]),
+                    "report_uri": record.get("artifacts", {}).get("report"), "decision_uri": uri,
+                    "as_of_date": record["day"]}
+            print(json.dumps(conf))
+        return EXIT_OK
+    if args.monitor:
+        print(f"monitor {args.model} {args.date}: {record['status'].upper()} (retrain={record['retrain']})")
+    else:
+        print(f"retrain {args.model} {args.date}: {record['status'].upper()} -- {record['summary']}")
+        print(f"  champion: {record['champion_before']} -> {record['champion_after']}"
+              f"   candidate: v{record['candidate_version']}   trigger: {record['trigger'].get('kind')}")
+        for gate in record.get("gates", []):
+            mark = {True: "pass", False: "FAIL", None: "skip"}[gate["passed"]]
+            print(f"  [{mark}] {gate['name']}: {gate['detail']}")
+    for reason in record.get("reasons", []):
+        print(f"  - {reason}")
+    print(f"  record: {uri}")
+    return EXIT_OK
+
+
+def cmd_suggest_suite(args: argparse.Namespace, settings: Settings) -> int:
+    import tempfile
+
+    from pipeline.config import find_spec
+    from pipeline.ingest import ingest
+    from pipeline.runenv import to_as_of
+    from pipeline.storage import Store, default_s3_client, is_s3
+    from pipeline.validate import suggest_suite
+
+    spec = find_spec(args.model, settings)
+    if args.data:
+        spec = spec.model_copy(update={"source": spec.source.model_copy(update={"kind": "lake", "uri": args.data})})
+    end = to_as_of(args.date or datetime.now(timezone.utc))
+    s3 = default_s3_client() if is_s3(spec.source.uri or "") else None
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.for_uri(tmp)
+        snapshot = ingest(spec, end, store, tmp, days=args.days, s3_client=s3)
+        suite = suggest_suite(spec, store.read_parquet(snapshot.uri), margin=args.margin)
+    text = json.dumps(suite, indent=2)
+    if args.out:
+        Store.for_uri(args.out).write_text(args.out, text + "\n")
+        print(f"wrote {args.out} ({len(suite.get('expectations', []))} expectations from {snapshot.rows} rows)")
+    else:
+        print(text)
+    return EXIT_OK
 
 
 def _check_generate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
