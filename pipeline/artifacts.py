@@ -57,7 +57,8 @@ class Snapshot(Record):
         metadata_uri: ``snapshot.json`` beside it (this record).
         rows: row count.
         schema: column name -> dtype string.
-        content_hash: sha256 of the parquet's row content (order-independent of files read).
+        content_hash: 16 hex digits, the sum mod 2**64 of per-row hashes of the content:
+            independent of row order, chunking and source format, computed while streaming.
         source: human description of where the rows came from.
         window_start, window_end: ISO datetimes, ``[start, end)``.
         missing_days: ``YYYY-MM-DD`` days inside the window with no rows.

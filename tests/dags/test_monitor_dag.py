@@ -1,0 +1,93 @@
+"""monitor__<model> end to end with dag.test(): no champion skips; stable days do not retrain;
+covariate drift from 2026-03-02 requests a retrain on its second day (hysteresis 2) and the
+trigger queues retrain__<model> with the reason and report in its conf."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "credit_default"
+DRIFT_DAY = date(2026, 3, 2)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, airflow_db):
+    from pipeline.config import Settings
+    from pipeline.demo import DemoOptions, generate
+
+    root = tmp_path_factory.mktemp("driftline-monitor")
+    saved = {k: os.environ.get(k) for k in ("DRIFTLINE_HOME", "MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT")}
+    os.environ["DRIFTLINE_HOME"] = str(root)
+    for k in ("MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT"):
+        os.environ.pop(k, None)
+    settings = Settings.from_env()
+    generate(settings.lake_root, date(2026, 1, 1), 64, DemoOptions(drift_day=DRIFT_DAY), model=MODEL)
+    yield settings
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def monitor_dag(home, dagbag):
+    return dagbag.dags[f"monitor__{MODEL}"]
+
+
+def run(dag, day: str):
+    dr = dag.test(logical_date=datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc),
+                  run_conf={"as_of_date": None})
+    states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
+    return str(getattr(dr.state, "value", dr.state)), states
+
+
+def decision(settings, day: str) -> dict:
+    return json.loads((Path(settings.artifact_root) / MODEL / "monitor" / day / "decision.json").read_text())
+
+
+def test_no_champion_skips_the_run(home, monitor_dag):
+    state, tasks = run(monitor_dag, "2026-02-20")
+    assert tasks["champion"] == "skipped" and tasks["trigger_retrain"] == "skipped"
+    assert state == "success"
+
+
+def test_stable_then_drift_then_trigger(home, monitor_dag):
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from pipeline import retrain
+    from pipeline.config import find_spec
+    from pipeline.runenv import RunEnv
+
+    spec = find_spec(MODEL, home)
+    retrain.run_all(RunEnv.local(spec, "2026-02-19", settings=home, trigger={"kind": "manual", "run_id": "seed"}))
+
+    for day in ("2026-02-26", "2026-02-27"):
+        state, tasks = run(monitor_dag, day)
+        rec = decision(home, day)
+        assert state == "success" and rec["retrain"] is False and rec["signal"] is False, rec["reasons"]
+        assert tasks["should_retrain"] == "success" and tasks["trigger_retrain"] == "skipped"
+        assert (Path(home.artifact_root) / MODEL / "monitor" / day / "report.html").exists()
+
+    state, tasks = run(monitor_dag, "2026-03-03")
+    first = decision(home, "2026-03-03")
+    assert first["signal"] is True and first["retrain"] is False and "hysteresis" in first["blocked_by"]
+    assert tasks["trigger_retrain"] == "skipped"
+
+    state, tasks = run(monitor_dag, "2026-03-04")
+    second = decision(home, "2026-03-04")
+    assert second["retrain"] is True, second["reasons"]
+    assert tasks["trigger_retrain"] == "success"
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == f"retrain__{MODEL}").all()
+        conf = [r.conf for r in runs if r.run_id.startswith("drift__")]
+    assert conf and conf[0]["trigger"] == "drift" and conf[0]["as_of_date"] == "2026-03-04"
+    assert conf[0]["report_uri"].endswith("report.html") and conf[0]["reason"]
