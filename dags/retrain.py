@@ -93,7 +93,7 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
         def promote(evaluation: dict) -> dict:
             return _step(model, "promote_step", evaluation)
 
-        @mlflow_task(trigger_rule="all_done", retries=1, retry_delay=timedelta(seconds=5))
+        @mlflow_task(trigger_rule="all_done", **IO_RETRIES)
         def report() -> dict:
             return _step(model, "report_step")
 
