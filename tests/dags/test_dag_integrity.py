@@ -7,12 +7,11 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from pipeline.config import Settings, load_specs
-
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 

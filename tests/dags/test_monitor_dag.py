@@ -5,11 +5,12 @@ trigger queues retrain__<model> with the reason and report in its conf."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from tests.dags.homes import driftline_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -19,22 +20,8 @@ DRIFT_DAY = date(2026, 3, 2)
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, airflow_db):
-    from pipeline.config import Settings
-    from pipeline.demo import DemoOptions, generate
-
-    root = tmp_path_factory.mktemp("driftline-monitor")
-    saved = {k: os.environ.get(k) for k in ("DRIFTLINE_HOME", "MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT")}
-    os.environ["DRIFTLINE_HOME"] = str(root)
-    for k in ("MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT"):
-        os.environ.pop(k, None)
-    settings = Settings.from_env()
-    generate(settings.lake_root, date(2026, 1, 1), 64, DemoOptions(drift_day=DRIFT_DAY), model=MODEL)
-    yield settings
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with driftline_home(tmp_path_factory.mktemp("driftline-monitor"), 64, drift_day=DRIFT_DAY) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ older date, a forced promotion, a bad-data day.
 from __future__ import annotations
 
 import json
-import os
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from tests.dags.homes import driftline_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,24 +23,10 @@ BAD_DAY = date(2026, 2, 21)
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, airflow_db):
-    """DRIFTLINE_HOME with a 60-day demo lake (bad rows on BAD_DAY) and an empty MLflow store."""
-    from pipeline.config import Settings
-    from pipeline.demo import DemoOptions, generate
-
-    root = tmp_path_factory.mktemp("driftline")
-    saved = {k: os.environ.get(k) for k in ("DRIFTLINE_HOME", "MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT")}
-    os.environ["DRIFTLINE_HOME"] = str(root)
-    for k in ("MLFLOW_TRACKING_URI", "DRIFTLINE_ARTIFACT_ROOT", "DRIFTLINE_LAKE_ROOT"):
-        os.environ.pop(k, None)
-    settings = Settings.from_env()
-    generate(settings.lake_root, date(2026, 1, 1), 60,
-             DemoOptions(rows_per_day=1000, bad_day=BAD_DAY, bad_kind="nulls"), model=MODEL)
-    yield settings
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    """A 60-day demo lake (bad rows on BAD_DAY) and an empty MLflow store."""
+    with driftline_home(tmp_path_factory.mktemp("driftline"), 60, rows_per_day=1000,
+                        bad_day=BAD_DAY, bad_kind="nulls") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
