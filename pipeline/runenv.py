@@ -84,21 +84,29 @@ class RunEnv:
     def monitor_prefix(self) -> str:
         return monitor_prefix(self.settings.artifact_root, self.spec.name, self.day)
 
-    def load_model(self, model_uri: str) -> Any:
-        """Load a logged or registered sklearn-flavour model from this run's tracking server.
+    def bind_mlflow(self) -> None:
+        """Point MLflow's *global* tracking and registry URIs at this run's store.
 
-        ``runs:/`` and ``models:/`` URIs resolve against MLflow's *global* tracking URI, so it is
-        set here first; otherwise MLflow would look in its default store.
+        ``runs:/`` and ``models:/`` URIs (model loading, and registering a logged model as a
+        version) resolve against the global URIs, not the client's: without this a fresh task
+        process would look in MLflow's default store and find no such model.
         """
         import mlflow
-        import mlflow.sklearn
 
         mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
         mlflow.set_registry_uri(self.settings.mlflow_tracking_uri)
+
+    def load_model(self, model_uri: str) -> Any:
+        """Load a logged or registered sklearn-flavour model from this run's tracking server."""
+        import mlflow.sklearn
+
+        self.bind_mlflow()
         return mlflow.sklearn.load_model(model_uri)
 
     def mlflow_client(self) -> Any:
+        """An MlflowClient on this run's store (MLflow's global URIs bound to it as well)."""
         from mlflow import MlflowClient
 
+        self.bind_mlflow()
         uri = self.settings.mlflow_tracking_uri
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
