@@ -401,6 +401,10 @@ def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]],
     from great_expectations.checkpoint import UpdateDataDocsAction
 
     context = gx.get_context(mode="ephemeral")
+    # GX draws a tqdm bar per validation; in task logs that is noise, not progress.
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     token = uuid.uuid4().hex[:8]
     suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=[dict(e) for e in expectations]))
     batch = (context.data_sources.add_pandas(f"driftline_{token}")
