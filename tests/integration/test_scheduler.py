@@ -173,9 +173,9 @@ def test_monitor_trigger_runs_the_retrain_to_completion(stack):
     tags = MlflowClient(tracking_uri=uri).get_run(record["candidate_run_id"]).data.tags
     assert tags["driftline.trigger"] == "drift" and tags["driftline.trigger_reason"]
 
-    links = _get(stack["base"], f"/api/v2/dags/retrain__{MODEL}/dagRuns/{retrain_id}/taskInstances/train/links")
+    links = _get(stack["base"], f"/api/v2/dags/retrain__{MODEL}/dagRuns/{retrain_id}/taskInstances/train/links")["extra_links"]
     assert links["MLflow run"].endswith(f"/runs/{record['candidate_run_id']}"), links
-    links = _get(stack["base"], f"/api/v2/dags/retrain__{MODEL}/dagRuns/{retrain_id}/taskInstances/promote/links")
+    links = _get(stack["base"], f"/api/v2/dags/retrain__{MODEL}/dagRuns/{retrain_id}/taskInstances/promote/links")["extra_links"]
     assert links["Model version"].endswith(f"/versions/{record['candidate_version']}"), links
 
 
