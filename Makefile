@@ -18,7 +18,6 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__PARALLELISM := 4
-export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # XGBoost's OpenMP threads spin-wait by default: on 2 shared cores that measured 7x slower.
