@@ -29,20 +29,9 @@ IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponen
 
 
 def _step(model: str, name: str, *args):
-    """Run one step of pipeline.monitor; no champion skips, a DriftlineError fails without retry."""
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-    from driftline_airflow.runtime import run_env
+    from driftline_airflow.runtime import run_step
 
-    from pipeline import monitor
-    from pipeline.errors import DriftlineError
-
-    env = run_env(model)
-    try:
-        return getattr(monitor, name)(env, *args)
-    except monitor.NoChampion as err:
-        raise AirflowSkipException(str(err)) from err
-    except DriftlineError as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+    return run_step("monitor", model, name, *args)
 
 
 def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):

@@ -33,18 +33,9 @@ NO_RETRIES = {"retries": 0}
 
 
 def _step(model: str, name: str, *args):
-    """Run one step of pipeline.retrain in this task; a DriftlineError fails the task without retry."""
-    from airflow.sdk.exceptions import AirflowFailException
-    from driftline_airflow.runtime import run_env
+    from driftline_airflow.runtime import run_step
 
-    from pipeline import retrain
-    from pipeline.errors import DriftlineError
-
-    env = run_env(model)
-    try:
-        return getattr(retrain, name)(env, *args)
-    except DriftlineError as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+    return run_step("retrain", model, name, *args)
 
 
 def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):

@@ -106,6 +106,30 @@ def run_env(model: str, context: Any | None = None) -> Any:
     )
 
 
+def run_step(stage: str, model: str, step: str, *args: Any) -> Any:
+    """Run ``pipeline.<stage>.<step>(env, *args)`` for the current task.
+
+    A :class:`pipeline.errors.DriftlineError` (bad data, a failed gate check, a registry
+    conflict) fails the task without retries -- retrying cannot fix it; "no champion yet" skips
+    it. Anything else (an unreachable store, a timeout) propagates and gets the task's retries.
+    """
+    import importlib
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from pipeline.errors import DriftlineError
+    from pipeline.monitor import NoChampion
+
+    module = importlib.import_module(f"pipeline.{stage}")
+    env = run_env(model)
+    try:
+        return getattr(module, step)(env, *args)
+    except NoChampion as err:
+        raise AirflowSkipException(str(err)) from err
+    except DriftlineError as err:
+        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+
+
 def _s3_client(conn_id: str) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
