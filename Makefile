@@ -111,6 +111,7 @@ bench: venv
 	@mkdir -p benchmarks/results
 	$(BIN)/python -m benchmarks.ingest --rows 1000000 --out benchmarks/results/ingest.json
 	$(BIN)/python -m benchmarks.train --rows 1000000 --out benchmarks/results/train.json
+	$(BIN)/python -m benchmarks.evaluate --out benchmarks/results/evaluate.json
 
 clean: down
 	rm -rf $(DRIFTLINE_HOME)

@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -620,12 +619,10 @@ def test_docker_compose_config_accepts_the_file(env, tmp_path):
         pytest.skip("the docker compose plugin is not installed here")
     env_file = tmp_path / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    started = time.monotonic()
     proc = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file),
                            "--profile", "celery", "--profile", "demo", "config", "-q"],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - started < 60
 
 
 # -- the checkers catch what they claim to --------------------------------------------------------
