@@ -88,9 +88,14 @@ print(json.dumps({"sdk": t1 - t0, "dag": t2 - t1, "heavy": heavy}))
 
 @pytest.mark.parametrize("dag_file", ["retrain.py", "monitor.py"])
 def test_dag_file_parses_fast_without_heavy_imports(dag_file):
+    """Best of three fresh processes: a parse that is slow every time fails; one slowed by a
+    busy machine does not."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")])}
-    out = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(REPO / "dags" / dag_file)],
-                         capture_output=True, text=True, env=env, timeout=120, check=True)
-    probe = json.loads(out.stdout.strip().splitlines()[-1])
-    assert probe["heavy"] == [], f"{dag_file} imports heavy modules at parse time: {probe['heavy']}"
-    assert probe["dag"] < 1.5, f"{dag_file} took {probe['dag']:.2f}s beyond `import airflow.sdk` ({probe['sdk']:.2f}s)"
+    probes = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(REPO / "dags" / dag_file)],
+                             capture_output=True, text=True, env=env, timeout=120, check=True)
+        probes.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        assert probes[-1]["heavy"] == [], f"{dag_file} imports heavy modules at parse time: {probes[-1]['heavy']}"
+    best = min(p["dag"] for p in probes)
+    assert best < 1.5, f"{dag_file} took {best:.2f}s (best of 3) beyond `import airflow.sdk`: {probes}"
