@@ -3,7 +3,8 @@ triggerer; LocalExecutor on SQLite) started and stopped by this test, on loopbac
 
 It shows what dag.test() cannot: the monitor's TriggerDagRunOperator actually starting
 retrain__<model>, which runs to completion with the drift trigger recorded; the operator links
-resolving through the REST API; and `airflow backfill create` over three dates executing runs
+resolving through the REST API; the trigger's asset event recorded for lineage; and
+`airflow backfill create` over three dates executing runs
 that each read only their own past and never move the champion back.
 """
 
@@ -177,6 +178,10 @@ def test_monitor_trigger_runs_the_retrain_to_completion(stack):
     assert links["MLflow run"].endswith(f"/runs/{record['candidate_run_id']}"), links
     links = _get(stack["base"], f"/api/v2/dags/retrain__{MODEL}/dagRuns/{retrain_id}/taskInstances/promote/links")["extra_links"]
     assert links["Model version"].endswith(f"/versions/{record['candidate_version']}"), links
+
+    events = _get(stack["base"], f"/api/v2/assets/events?source_dag_id=monitor__{MODEL}")["asset_events"]
+    assert any(e["source_run_id"] == "monitor_drift_day_2" and e["source_task_id"] == "trigger_retrain"
+               for e in events), events
 
 
 def test_backfill_of_three_dates_never_moves_the_champion_back(stack):
