@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+from abc import ABC, abstractmethod
 import os
 import shutil
 import tempfile
@@ -76,7 +77,7 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
 
 
-class Store:
+class Store(ABC):
     """Base interface; use :meth:`for_uri`."""
 
     @staticmethod
@@ -86,20 +87,25 @@ class Store:
             return S3Store(s3_client or default_s3_client())
         return LocalStore()
 
+    @abstractmethod
     def write_bytes(self, uri: str, data: bytes) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def read_bytes(self, uri: str) -> bytes:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def exists(self, uri: str) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def list(self, prefix: str) -> list[str]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def delete(self, uri: str) -> None:
-        raise NotImplementedError
+        ...
 
     def open_read(self, uri: str) -> Any:
         """A binary file object (or local path) pyarrow can read."""
