@@ -257,8 +257,11 @@ class S3Store(Store):
 
     def exists(self, uri: str) -> bool:
         bucket, key = split_s3(uri)
-        if self.list_page(bucket, key.rstrip("/") + "/", limit=1):
-            return True
+        try:
+            if self.list_page(bucket, key.rstrip("/") + "/", limit=1):
+                return True
+        except self.client.exceptions.NoSuchBucket:
+            return False
         try:
             self.client.head_object(Bucket=bucket, Key=key)
             return True
