@@ -301,7 +301,8 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
 
 
 def report_step(env: RunEnv) -> dict:
-    """Write ``decision.json`` (and attach it to the candidate's MLflow run), log its summary.
+    """Write ``decision.json``, attach it to the candidate's MLflow run, link it from the
+    registered version (tags ``driftline.decision_uri`` / ``driftline.decision``), log its summary.
 
     Raises:
         RunFailed: a step failed; the record is written first and names the step and error.
@@ -315,6 +316,11 @@ def report_step(env: RunEnv) -> dict:
         _log_json(client, record["candidate_run_id"], "decision.json", record)
         client.set_tag(record["candidate_run_id"], "driftline.decision", record["status"])
         client.set_tag(record["candidate_run_id"], "driftline.decision_uri", uri)
+        if record["candidate_version"]:
+            client.set_model_version_tag(env.spec.registry_name, record["candidate_version"],
+                                         "driftline.decision_uri", uri)
+            client.set_model_version_tag(env.spec.registry_name, record["candidate_version"],
+                                         "driftline.decision", record["status"])
     log.info("decision for %s on %s: %s -- %s (record: %s)", env.spec.name, env.day, record["status"],
              record["summary"], uri)
     for reason in record["reasons"]:

@@ -69,6 +69,15 @@ def test_first_run_creates_the_champion(home, retrain_dag):
     assert skipped == {"vs_champion", "slices", "freshness"}
     assert rec["trigger"]["kind"] == "manual" and rec["links"]["mlflow_run"].startswith("http")
     assert champion(home) == "1"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=home.mlflow_tracking_uri, registry_uri=home.mlflow_tracking_uri)
+    version_tags = client.get_model_version(MODEL, "1").tags
+    assert version_tags["driftline.decision"] == "promoted"
+    assert version_tags["driftline.decision_uri"].endswith("runs/2026-02-12/decision.json")
+    mlflow_run = client.get_run(rec["candidate_run_id"])
+    assert mlflow_run.data.tags["driftline.decision_uri"] == version_tags["driftline.decision_uri"]
+    assert "decision.json" in {a.path for a in client.list_artifacts(rec["candidate_run_id"])}
 
 
 def test_dry_run_registers_but_never_promotes(home, retrain_dag):
