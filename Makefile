@@ -75,7 +75,7 @@ run: demo-data airflow-db
 	  $(BIN)/airflow dags test retrain__$(MODEL) $(lastword $(DRIFT_DAYS)) -c "$$conf" > $(DRIFTLINE_HOME)/retrain-drift.log 2>&1 \
 	    || { tail -40 $(DRIFTLINE_HOME)/retrain-drift.log; exit 1; }; \
 	  $(BIN)/python -m pipeline show $(MODEL) --date $(lastword $(DRIFT_DAYS)); fi
-	$(BIN)/python -m pipeline status $(MODEL)
+	@$(BIN)/python -m pipeline status $(MODEL)
 	@echo
 	@echo "Where to look:"
 	@echo "  decision records  $(DRIFTLINE_HOME)/artifacts/$(MODEL)/runs/<date>/decision.json"
