@@ -162,44 +162,34 @@ class LocalStore(Store):
     def _path(uri: str) -> Path:
         return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
 
-    def write_bytes(self, uri: str, data: bytes) -> str:
+    def _publish(self, uri: str, fill: Any) -> str:
+        """Write through ``fill(tmp_path)`` into a temp file beside the target, then rename it
+        over the target: readers see the old file or the new one, never half of one.
+
+        ``mkstemp`` creates files readable by their owner only; artifacts are meant to be read
+        by others (UIs, other users), so the file gets the usual 0644 before it is published.
+        """
         path = self._path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            fill(tmp)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return str(path)
+
+    def write_bytes(self, uri: str, data: bytes) -> str:
+        return self._publish(uri, lambda tmp: Path(tmp).write_bytes(data))
 
     def write_file(self, uri: str, local_path: str | Path) -> str:
-        path = self._path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(local_path, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return str(path)
+        return self._publish(uri, lambda tmp: shutil.copyfile(local_path, tmp))
 
     def write_parquet(self, uri: str, df: Any) -> str:
-        path = self._path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return str(path)
+        return self._publish(uri, lambda tmp: df.to_parquet(tmp, index=False))
 
     def read_bytes(self, uri: str) -> bytes:
         try:

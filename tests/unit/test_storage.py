@@ -179,3 +179,16 @@ def test_s3_missing_bucket_is_a_storage_error(s3_client):
         store.write_bytes("s3://no-such-bucket-xyz/k", b"x")
     with pytest.raises(StorageError, match="no such bucket 'no-such-bucket-xyz'"):
         store.list("s3://no-such-bucket-xyz/prefix")
+
+
+def test_local_artifacts_are_readable_by_others(tmp_path):
+    """Atomic writes go through mkstemp (0600); published artifacts must be 0644."""
+    from pipeline.storage import LocalStore
+
+    store = LocalStore()
+    paths = [store.write_bytes(str(tmp_path / "a.bin"), b"x"),
+             store.write_json(str(tmp_path / "b.json"), {"k": 1}),
+             store.write_file(str(tmp_path / "c.bin"), tmp_path / "a.bin"),
+             store.write_parquet(str(tmp_path / "d.parquet"), pd.DataFrame({"a": [1]}))]
+    for p in paths:
+        assert (Path(p).stat().st_mode & 0o777) == 0o644, p
