@@ -236,11 +236,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     uri = join(prefix, "decision.json")
     record = Store.for_uri(uri).read_json(uri)
     if args.trigger_conf:
-        if record.get("retrain"):
-            conf = {"trigger": "drift", "reason": record.get("trigger_reason") or "; ".join(record["reasons"]),
-                    "report_uri": record.get("artifacts", {}).get("report"), "decision_uri": uri,
-                    "as_of_date": record["day"]}
-            print(json.dumps(conf))
+        if record.get("trigger_conf"):
+            print(json.dumps(record["trigger_conf"]))
         return EXIT_OK
     if args.monitor:
         print(f"monitor {args.model} {args.date}: {record['status'].upper()} (retrain={record['retrain']})")

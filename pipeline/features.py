@@ -211,6 +211,15 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
         return np.asarray(names + [d["name"] for d in self.derived], dtype=object)
 
 
+def score(spec: "ModelSpec", model: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The model's score per row of ``frame`` (on ``spec.model_columns``): the positive-class
+    probability for a binary model, the prediction for a regression model."""
+    X = frame[list(spec.model_columns)]
+    if spec.task == "binary":
+        return np.asarray(model.predict_proba(X)[:, 1], dtype=float)
+    return np.asarray(model.predict(X), dtype=float).reshape(-1)
+
+
 def build_preprocessor(spec: "ModelSpec", kind: Literal["tree", "linear"]) -> "Pipeline":
     """The unfitted feature pipeline for a model family.
 

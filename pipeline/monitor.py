@@ -26,7 +26,7 @@ from typing import Any
 
 from pipeline.artifacts import day_key
 from pipeline.errors import DriftlineError
-from pipeline.runenv import RunEnv
+from pipeline.runenv import RunEnv, log_text_artifacts
 from pipeline.storage import join
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def validate_step(env: RunEnv, window: dict) -> dict:
     return {"current": current, "labelled": labelled}
 
 
-def _champion_artifacts(env: RunEnv, client: Any, run_id: str) -> dict[str, Any]:
+def _champion_artifacts(client: Any, run_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in CHAMPION_ARTIFACTS:
@@ -120,17 +120,13 @@ def _champion_artifacts(env: RunEnv, client: Any, run_id: str) -> dict[str, Any]
     return out
 
 
-def _scores(spec: Any, model: Any, df: Any) -> Any:
-    features = df[list(spec.model_columns)]
-    return model.predict_proba(features)[:, 1] if spec.task == "binary" else model.predict(features)
-
-
 def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     """Measure drift, apply the retraining rule, write the record and report, log to MLflow."""
     from pipeline.drift import decide_retrain, load_history, measure_drift, render_report
+    from pipeline.features import score
 
     spec, store, client = env.spec, env.store, env.mlflow_client()
-    refs = _champion_artifacts(env, client, champion["run_id"])
+    refs = _champion_artifacts(client, champion["run_id"])
     run = client.get_run(champion["run_id"])
     test_metric = run.data.metrics.get(f"test_{spec.primary_metric}")
     model = env.load_model(champion["model_uri"])
@@ -139,13 +135,13 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     labelled = labelled_scores = None
     if validated.get("labelled"):
         labelled = store.read_parquet(validated["labelled"]["clean_uri"])
-        labelled_scores = _scores(spec, model, labelled) if len(labelled) else None
+        labelled_scores = score(spec, model, labelled) if len(labelled) else None
         labelled = labelled if labelled_scores is not None else None
     start = env.as_of - timedelta(days=spec.windows.monitor_days)
     report = measure_drift(
         spec, refs["profile.json"], current,
         feature_importance=refs["feature_importance.json"],
-        current_scores=_scores(spec, model, current) if len(current) else None,
+        current_scores=score(spec, model, current) if len(current) else None,
         reference_scores=refs["reference_scores.json"],
         labelled=labelled, labelled_scores=labelled_scores, champion_test_metric=test_metric,
         window=(start.isoformat(), env.as_of.isoformat()),
@@ -157,16 +153,26 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     decision = decide_retrain(report, history, spec.drift, day=env.day, champion_data_end=champion_end,
                               new_rows_since_champion=new_rows)
 
+    decision_uri = join(env.monitor_prefix, "decision.json")
+    report_uri = join(env.monitor_prefix, "report.html")
+    trigger_conf = {
+        "trigger": "drift",
+        "reason": decision.trigger_reason or "; ".join(decision.reasons)[:500],
+        "report_uri": report_uri,
+        "decision_uri": decision_uri,
+        "monitor_run_id": env.trigger.get("run_id"),
+        "as_of_date": env.day,
+    } if decision.retrain else None
     record = {**decision.to_dict(), "status": "retrain" if decision.retrain else "no_retrain",
               "champion_version": champion["version"], "champion_run_id": champion["run_id"],
-              "trigger": env.trigger}
+              "trigger": env.trigger, "trigger_conf": trigger_conf}
     drift_uri = store.write_json(join(env.monitor_prefix, "drift.json"), report.to_dict())
     html = render_report(report, decision, title=f"{spec.name}: drift on {env.day} vs champion v{champion['version']}")
-    report_uri = store.write_text(join(env.monitor_prefix, "report.html"), html)
+    store.write_text(report_uri, html)
     record["artifacts"] = {"drift": drift_uri, "report": report_uri}
     run_info = _log_monitor_run(env, client, report, record, html)
     record["links"] = {"mlflow_run": run_info["url"]}
-    decision_uri = store.write_json(join(env.monitor_prefix, "decision.json"), record)
+    store.write_json(decision_uri, record)
     log.info("monitor %s on %s: %s -- %s", spec.name, env.day, record["status"], "; ".join(decision.reasons))
     return {
         "retrain": decision.retrain,
@@ -175,14 +181,7 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
         "decision_uri": decision_uri,
         "report_uri": report_uri,
         "mlflow_run_url": run_info["url"],
-        "trigger_conf": {
-            "trigger": "drift",
-            "reason": decision.trigger_reason or "; ".join(decision.reasons)[:500],
-            "report_uri": report_uri,
-            "decision_uri": decision_uri,
-            "monitor_run_id": env.trigger.get("run_id"),
-            "as_of_date": env.day,
-        },
+        "trigger_conf": trigger_conf,
     }
 
 
@@ -209,10 +208,7 @@ def _log_monitor_run(env: RunEnv, client: Any, report: Any, record: dict, html: 
     for key, value in metrics.items():
         if value is not None:
             client.log_metric(run_id, key, float(value))
-    with tempfile.TemporaryDirectory() as tmp:
-        for fname, text in (("decision.json", dumps(record)), ("drift.json", dumps(report.to_dict())),
-                            ("report.html", html)):
-            (Path(tmp) / fname).write_text(text)
-            client.log_artifact(run_id, str(Path(tmp) / fname))
+    log_text_artifacts(client, run_id, {"decision.json": dumps(record), "drift.json": dumps(report.to_dict()),
+                                        "report.html": html})
     client.set_terminated(run_id)
     return {"run_id": run_id, "url": env.settings.mlflow_run_url(experiment_id, run_id)}

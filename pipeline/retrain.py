@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from pipeline.errors import DriftlineError
-from pipeline.runenv import RunEnv
-from pipeline.storage import StorageError, join
+from pipeline.runenv import RunEnv, log_text_artifacts
+from pipeline.storage import StorageError, dumps, join
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
     """
     from pipeline import registry
     from pipeline.evaluate import decide, evaluate
+    from pipeline.features import score
     from pipeline.profile import score_profile
 
     spec, client = env.spec, env.mlflow_client()
@@ -149,7 +150,7 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
     decision = decide(evaluation.evidence(), spec.promotion, primary_metric=spec.primary_metric,
                       force=env.force_promote, reason=env.reason)
 
-    scores = _scores(spec, candidate, test_df)
+    scores = score(spec, candidate, test_df)
     run_id = trained["run_id"]
     for metric, ci in evaluation.metrics["candidate"].items():
         if ci.get("estimate") is not None:
@@ -158,8 +159,9 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
         for metric, ci in evaluation.metrics.get(role, {}).items():
             if ci.get("estimate") is not None:
                 client.log_metric(run_id, f"{role}_test_{metric}", float(ci["estimate"]))
-    _log_json(client, run_id, "reference_scores.json", score_profile(scores, n_bins=spec.drift.psi_bins))
-    _log_json(client, run_id, "evaluation.json", evaluation.to_dict())
+    log_text_artifacts(client, run_id, {
+        "reference_scores.json": dumps(score_profile(scores, n_bins=spec.drift.psi_bins)),
+        "evaluation.json": dumps(evaluation.to_dict())})
     client.set_tag(run_id, "driftline.gates", "pass" if decision.promote else "fail")
     return {
         "evaluation_uri": evaluation.uri,
@@ -170,25 +172,6 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
         "test_metric": evaluation.metrics["candidate"][spec.primary_metric]["estimate"],
         "mlflow_run_url": trained.get("mlflow_run_url"),
     }
-
-
-def _scores(spec: Any, model: Any, df: Any) -> Any:
-    features = df[list(spec.model_columns)]
-    if spec.task == "binary":
-        return model.predict_proba(features)[:, 1]
-    return model.predict(features)
-
-
-def _log_json(client: Any, run_id: str, name: str, obj: Any) -> None:
-    import tempfile
-    from pathlib import Path
-
-    from pipeline.storage import dumps
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_text(dumps(obj))
-        client.log_artifact(run_id, str(path))
 
 
 @recorded("promote")
@@ -313,7 +296,7 @@ def report_step(env: RunEnv) -> dict:
     record["decision_uri"] = uri
     if record["candidate_run_id"]:
         client = env.mlflow_client()
-        _log_json(client, record["candidate_run_id"], "decision.json", record)
+        log_text_artifacts(client, record["candidate_run_id"], {"decision.json": dumps(record)})
         client.set_tag(record["candidate_run_id"], "driftline.decision", record["status"])
         client.set_tag(record["candidate_run_id"], "driftline.decision_uri", uri)
         if record["candidate_version"]:

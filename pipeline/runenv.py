@@ -17,6 +17,18 @@ from pipeline.config import ModelSpec, Settings
 from pipeline.storage import Store
 
 
+def log_text_artifacts(client: Any, run_id: str, files: dict[str, str]) -> None:
+    """Attach small text files (name -> content) to an MLflow run's artifact root."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            path = Path(tmp) / name
+            path.write_text(text)
+            client.log_artifact(run_id, str(path))
+
+
 def to_as_of(day: date | datetime | str) -> datetime:
     """Midnight UTC of ``day``: the exclusive end of the data a run may read."""
     if isinstance(day, str):

@@ -30,7 +30,6 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -40,7 +39,7 @@ import pandas as pd
 
 from pipeline.artifacts import Record, day_key
 from pipeline.errors import DriftlineError
-from pipeline.features import WINDOW_NAMES, Split, build_preprocessor, output_sources, raw_inputs
+from pipeline.features import WINDOW_NAMES, Split, build_preprocessor, output_sources, raw_inputs, score
 from pipeline.storage import Store
 
 if TYPE_CHECKING:
@@ -123,7 +122,7 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     baseline = _fit_baseline(spec, X["train"], y["train"])
     train_seconds = time.perf_counter() - started
 
-    scores = {"candidate": _scores(spec, candidate, X["valid"]), "baseline": _scores(spec, baseline, X["valid"])}
+    scores = {"candidate": score(spec, candidate, X["valid"]), "baseline": score(spec, baseline, X["valid"])}
     metrics = {f"valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["candidate"]).items()}
     metrics |= {f"baseline_valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["baseline"]).items()}
     column_gain = _column_gain(spec, candidate)
@@ -225,12 +224,6 @@ def _target(spec: "ModelSpec", frame: pd.DataFrame, window: str, uri: str) -> np
         raise TrainError(f"{window} window: binary target {col!r} must hold both classes 0 and 1, found {classes} "
                          f"in {len(frame)} rows ({uri})")
     return values.to_numpy(dtype=np.int64)
-
-
-def _scores(spec: "ModelSpec", model: Any, X: pd.DataFrame) -> np.ndarray:
-    if spec.task == "binary":
-        return model.predict_proba(X)[:, 1]
-    return np.asarray(model.predict(X), dtype=float)
 
 
 def _metrics(spec: "ModelSpec", y: np.ndarray, score: np.ndarray) -> dict[str, float]:

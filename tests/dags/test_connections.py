@@ -69,3 +69,7 @@ def test_s3_lake_and_artifacts_through_an_aws_connection(airflow_db, tmp_path, m
     record = json.loads(s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read())
     assert record["status"] == "promoted" and record["evidence"]["rows"] == 42 * 500
     assert record["evidence"]["snapshot"] == f"s3://{s3_bucket}/artifacts/credit_conn_s3/runs/2026-02-12/snapshot.parquet"
+    keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="artifacts/")["Contents"]}
+    for name in ("snapshot.parquet", "validation.json", "quarantine.parquet", "clean.parquet", "train.parquet",
+                 "profile.json", "evaluation.json", "decision.json", "data_docs/index.html"):
+        assert f"artifacts/credit_conn_s3/runs/2026-02-12/{name}" in keys, name

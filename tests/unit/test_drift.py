@@ -18,7 +18,7 @@ from pipeline.demo import DemoOptions, generate_day
 from pipeline.drift import (
     DriftError, DriftReport, MonitorRecord, decide_retrain, load_history, measure_drift, render_report,
 )
-from pipeline.profile import build_profile, categorical_profile, numeric_profile, score_profile
+from pipeline.profile import build_profile, numeric_profile, score_profile
 from pipeline.storage import Store, dumps, join
 
 DAY = "2026-03-10"
