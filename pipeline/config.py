@@ -265,7 +265,8 @@ class ModelSpec(_Frozen):
     schedule: str | None = "@daily"
     monitor_schedule: str | None = "@daily"
     expectations_suite: str | None = None
-    registered_model_name: str | None = None
+    registered_model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")] | None = Field(
+        default=None, description="MLflow registered model name (default: the spec name); letters, digits, . _ -")
     artifacts_conn_id: str = Field(default="aws_default", description="Airflow connection for s3:// artifacts.")
     params: ModelParams = ModelParams()
     validation: ValidationPolicy = ValidationPolicy()

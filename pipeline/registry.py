@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -181,7 +182,8 @@ def register_candidate(
             ``driftline.registered_at`` is added.
 
     Returns:
-        The new version, READY, with ``challenger`` among its aliases.
+        The new version, READY; ``challenger`` points at the newest version (this one, unless
+        another run registered a newer one concurrently).
 
     Raises:
         RegistryError: the registry did not bring the version to READY.
@@ -203,8 +205,39 @@ def register_candidate(
             f"model version {name} v{created.version} ended in status {created.status} "
             f"({created.status_message or 'no message'}); source {source}"
         )
-    client.set_registered_model_alias(name, CHALLENGER, created.version)
+    _advance_challenger(client, name, created.version)
     return _info(client.get_model_version(name, created.version))
+
+
+def _advance_challenger(client: MlflowClient, name: str, version: str, attempts: int = 8) -> None:
+    """Point ``challenger`` at the newest version of ``name`` (normally ``version``, just created).
+
+    Runs that register at the same moment race on the alias: MLflow's upsert is
+    select-then-insert (one writer can fail on the alias table's unique constraint), and a plain
+    set lets an older registrant overwrite a newer one. So every writer sets the alias to the
+    newest version it can see, then re-reads; whoever writes last re-checks after writing, so the
+    alias converges on the newest version without a lock.
+    """
+    for attempt in range(attempts):
+        newest = _newest_version(client, name) or str(version)
+        try:
+            holder = str(client.get_model_version_by_alias(name, CHALLENGER).version)
+        except MlflowException:
+            holder = None
+        if holder == newest:
+            return
+        try:
+            client.set_registered_model_alias(name, CHALLENGER, newest)
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+        time.sleep(0.02 * (attempt + 1))
+    raise RegistryError(f"{name}: the challenger alias did not settle on the newest version after {attempts} tries")
+
+
+def _newest_version(client: MlflowClient, name: str) -> str | None:
+    found = client.search_model_versions(f"name = '{name}'", max_results=1, order_by=["version_number DESC"])
+    return str(found[0].version) if found else None
 
 
 def promote(

@@ -49,7 +49,7 @@ def test_two_promotions_racing_on_one_champion(settings, spec, mlflow_uri):
         barrier.wait()
         try:
             outcomes[i] = retrain.promote_step(racers[i], evaluations[i])
-        except ChampionChanged as err:
+        except Exception as err:  # anything but ChampionChanged fails the assertions below, visibly
             outcomes[i] = err
 
     threads = [threading.Thread(target=promote, args=(i,)) for i in range(2)]

@@ -124,6 +124,33 @@ def test_challenger_follows_latest_candidate(client, model_spec):
     assert registry.get_challenger(client, model_spec).version == "2", "promoting v1 leaves challenger v2"
 
 
+def test_concurrent_registrations_all_succeed_and_challenger_is_the_newest(client, model_spec, mlflow_uri):
+    """Overlapping runs (backfills, a drift trigger beside a nightly run) register at once: the
+    alias upsert must not fail one of them, and challenger ends on the newest version."""
+    uris = [_log_model(seed) for seed in range(4)]
+    _candidate(client, model_spec, "2026-02-01")  # the registered model and a first challenger exist
+    barrier = threading.Barrier(len(uris))
+    outcomes: list[object] = []
+
+    def register(model_uri: str, run_id: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(registry.register_candidate(
+                MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri), model_spec,
+                model_uri=model_uri, run_id=run_id, tags={registry.TAG_DATA_END: "2026-02-02"}))
+        except Exception as err:
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=register, args=u) for u in uris]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(isinstance(o, registry.ModelVersionInfo) for o in outcomes) and len(outcomes) == 4, outcomes
+    newest = max(int(o.version) for o in outcomes)
+    assert registry.get_challenger(client, model_spec).version == str(newest)
+
+
 @pytest.mark.parametrize(
     "decision, force",
     [(NO, False), (NO, True), ({"promote": False, "reasons": ["floor roc_auc 0.61 < 0.65"]}, False), ({}, False)],
