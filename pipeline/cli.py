@@ -52,11 +52,12 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     """Write deterministic demo data to a hive lake and/or a Postgres table; print a summary."""
     from pipeline.demo import DemoOptions, generate
 
-    options = DemoOptions(rows_per_day=args.rows_per_day, seed=args.seed,
+    options = DemoOptions(rows_per_day=args.rows_per_day, seed=args.seed, task=args.task,
                           drift_day=args.drift_day, drift_kind=args.drift_kind,
-                          bad_day=args.bad_day, bad_kind=args.bad_kind)
+                          transition_days=args.transition_days, period_days=args.period_days,
+                          bad_day=args.bad_day, bad_kind=args.bad_kind, label_delay_days=args.label_delay_days)
     summary = generate(args.out, args.start, args.days, options, model=args.model, fmt=args.format,
-                       pg_uri=args.to_postgres, pg_table=args.table, progress=True)
+                       pg_uri=args.to_postgres, pg_table=args.table, progress=True, as_of=args.as_of)
     _print_json(summary)
     return EXIT_OK
 
@@ -85,18 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="driftline: retraining pipeline commands (no Airflow needed).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from pipeline.demo import BAD_KINDS, DRIFT_KINDS, TASKS
+
     gen = sub.add_parser("generate", help="write deterministic synthetic demo data",
                          description="Write demo rows as hive partitions <out>/<model>/ds=YYYY-MM-DD/ "
-                                     "and/or append them to a Postgres table.")
-    gen.add_argument("--model", default="credit_default", help="lake sub-folder (default: credit_default)")
+                                     "and/or append them to a Postgres table. Drift kinds: "
+                                     + "; ".join(f"{k}: {v.description}" for k, v in DRIFT_KINDS.items()) + ".")
+    gen.add_argument("--model", help="lake sub-folder (default: the task's demo model, "
+                                     + " or ".join(f"{t.model} ({name})" for name, t in TASKS.items()) + ")")
+    gen.add_argument("--task", choices=tuple(TASKS), default="binary", help="target kind (default: binary)")
     gen.add_argument("--out", help="lake root (local dir or s3://bucket/prefix); optional with --to-postgres")
     gen.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
     gen.add_argument("--days", type=_positive, required=True)
     gen.add_argument("--rows-per-day", type=_positive, default=2000)
     gen.add_argument("--drift-day", type=_day, help="inject drift from this day on")
-    gen.add_argument("--drift-kind", choices=("covariate", "concept"), default="covariate")
+    gen.add_argument("--drift-kind", choices=tuple(DRIFT_KINDS), default="covariate")
+    gen.add_argument("--transition-days", type=_positive, default=14, help="concept_gradual: days of the ramp")
+    gen.add_argument("--period-days", type=_positive, default=14, help="recurring: days of each concept phase")
+    gen.add_argument("--as-of", type=_day, help="write the lake as it looks on this day (recent labels missing)")
+    gen.add_argument("--label-delay-days", type=int, default=0,
+                     help="with --as-of: rows on or after as-of minus this many days have a null target")
     gen.add_argument("--bad-day", type=_day, help="inject bad data on this day")
-    gen.add_argument("--bad-kind", choices=("nulls", "schema", "range", "duplicates"), default="nulls")
+    gen.add_argument("--bad-kind", choices=BAD_KINDS, default="nulls")
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     gen.add_argument("--to-postgres", metavar="URL", help="also append the rows to this PostgreSQL database")
@@ -121,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force-promote", action="store_true", help="skip gates 2-6 (needs --reason)")
     run.add_argument("--reason", help="why (recorded); required with --force-promote")
     run.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
+    run.add_argument("--conf", type=_json_object,
+                     help="a run conf as JSON, e.g. the monitor's request: "
+                          "$(python -m pipeline show MODEL --monitor --date D --trigger-conf)")
     run.set_defaults(func=cmd_run, check=_check_run)
 
     mon = sub.add_parser("monitor", help="run the drift monitor for one date in this process (no Airflow)")
@@ -173,9 +187,36 @@ def _env(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> Any:
     run_id = f"cli__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     trigger = {"kind": "manual", "run_type": "cli", "run_id": run_id, "by": getpass.getuser(),
                "reason": getattr(args, "reason", None)}
+    conf = getattr(args, "conf", None)
+    if conf:
+        trigger.update(trigger_from_conf(conf))
     return RunEnv.local(find_spec(args.model, settings), args.date, settings=settings,
                         pg_uri=getattr(args, "pg_uri", None), trigger=trigger,
                         lineage={"driftline.cli_run_id": run_id}, **kwargs)
+
+
+def trigger_from_conf(conf: dict[str, Any]) -> dict[str, Any]:
+    """The trigger fields a run's conf carries (a monitor's ``trigger_conf``: kind drift, the
+    change point and mode its windows anchor at, the reason and report)."""
+    out: dict[str, Any] = {}
+    if conf.get("trigger") == "drift":
+        out["kind"] = "drift"
+    for key in ("reason", "report_uri", "monitor_run_id", "change_point", "mode", "expected_loss"):
+        if conf.get(key) is not None:
+            out[key] = conf[key]
+    if conf.get("kind"):
+        out["retrain_kind"] = conf["kind"]
+    return out
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -240,11 +281,19 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(record["trigger_conf"]))
         return EXIT_OK
     if args.monitor:
-        print(f"monitor {args.model} {args.date}: {record['status'].upper()} (retrain={record['retrain']})")
+        print(f"monitor {args.model} {args.date}: {record['status'].upper()} (retrain={record['retrain']}"
+              + (f", {record.get('retrain_kind')}, {record.get('mode')}" if record.get("retrain") else "") + ")")
+        if record.get("waiting"):
+            print(f"  {record['waiting']}")
     else:
         print(f"retrain {args.model} {args.date}: {record['status'].upper()} -- {record['summary']}")
         print(f"  champion: {record['champion_before']} -> {record['champion_after']}"
-              f"   candidate: v{record['candidate_version']}   trigger: {record['trigger'].get('kind')}")
+              f"   registered: v{record['candidate_version']} ({record.get('chosen') or 'candidate'})"
+              f"   trigger: {record['trigger'].get('kind')}")
+        if record.get("windows"):
+            plan = record.get("plan") or {}
+            print(f"  windows ({plan.get('kind', 'standard')}): " + ", ".join(
+                f"{name} {w[0][:10]}..{w[1][:10]}" for name, w in record["windows"].items()))
         for gate in record.get("gates", []):
             mark = {True: "pass", False: "FAIL", None: "skip"}[gate["passed"]]
             print(f"  [{mark}] {gate['name']}: {gate['detail']}")
@@ -286,6 +335,10 @@ def _check_generate(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("generate: give --out, --to-postgres URL, or both")
     if args.to_postgres and not args.table:
         parser.error("generate: --to-postgres needs --table")
+    if args.label_delay_days < 0:
+        parser.error(f"generate: --label-delay-days must be >= 0, got {args.label_delay_days}")
+    if args.label_delay_days and args.as_of is None:
+        parser.error("generate: --label-delay-days needs --as-of (the day the lake is looked at)")
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline import metrics
 from pipeline.errors import DriftlineError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,59 @@ class Settings:
             "DRIFTLINE_ARTIFACT_ROOT": self.artifact_root,
             "DRIFTLINE_LAKE_ROOT": self.lake_root,
         }
+
+
+_TOLERANCE_RE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%|se)?\s*$")
+
+
+def _canonical_tolerance(value: Any) -> str:
+    """A tolerance as written in a spec -> its canonical text: ``"0.003"``, ``"-0.5%"`` or ``"2se"``."""
+    if isinstance(value, bool):
+        raise ValueError("a tolerance is a number, a percentage like '0.5%' or standard errors like '2se'")
+    if isinstance(value, (int, float)):
+        return repr(float(value))
+    match = _TOLERANCE_RE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a tolerance: write a number (metric units, bounded metrics only), "
+                         "a percentage of the reference value like '0.5%', or standard errors like '2se'")
+    number, unit = match.groups()
+    return f"{float(number)!r}{unit or ''}"
+
+
+#: A tolerance, margin or lift: a plain number (units of the metric: only for bounded metrics such
+#: as ROC AUC), ``"x%"`` (a fraction of the reference value of the metric) or ``"xse"`` (bootstrap
+#: standard errors of the compared quantity). See :func:`tolerance_value`.
+Tolerance = Annotated[str, BeforeValidator(_canonical_tolerance)]
+
+
+def tolerance_unit(tolerance: str) -> str:
+    """``absolute``, ``relative`` or ``se``."""
+    return "relative" if tolerance.endswith("%") else "se" if tolerance.endswith("se") else "absolute"
+
+
+def tolerance_value(tolerance: str, *, reference: float | None, se: float | None = None) -> float:
+    """A tolerance in the metric's units.
+
+    Args:
+        tolerance: canonical text (see :data:`Tolerance`).
+        reference: the value the tolerance is relative to (the champion's or baseline's metric);
+            ``x%`` means ``x / 100 * |reference|``.
+        se: the bootstrap standard error of the compared quantity (for ``xse``).
+
+    Raises:
+        ValueError: a relative tolerance without a reference, or an ``se`` tolerance without one.
+    """
+    unit = tolerance_unit(tolerance)
+    number = float(tolerance.rstrip("%se") if unit != "absolute" else tolerance)
+    if unit == "absolute":
+        return number
+    if unit == "relative":
+        if reference is None:
+            raise ValueError(f"tolerance {tolerance} is relative but there is no reference value")
+        return number / 100.0 * abs(reference)
+    if se is None:
+        raise ValueError(f"tolerance {tolerance} is in standard errors but no standard error is known")
+    return number * se
 
 
 class _Frozen(BaseModel):
@@ -193,25 +247,33 @@ class ValidationPolicy(_Frozen):
 
 
 class PromotionPolicy(_Frozen):
-    """Gates a candidate must pass to replace the champion (all on the out-of-time test window).
+    """Gates a challenger must pass to replace the champion (all on the out-of-time test window).
 
-    ``champion_margin`` is in units of the primary metric, in the "better" direction: the lower
-    confidence bound of (candidate - champion), sign-flipped for lower-is-better metrics, must be
-    >= the margin. Negative = tolerated regression (non-inferiority); positive = required
-    improvement (superiority).
+    Margins and tolerances are :data:`Tolerance` values, oriented so that positive means
+    "better": ``champion_margin`` bounds the lower confidence bound of (challenger - champion),
+    sign-flipped for lower-is-better metrics (negative = tolerated regression, i.e.
+    non-inferiority; positive = required improvement). Relative values (``"-0.5%"``) are
+    fractions of the champion's metric, so one default serves binary and regression models.
     """
 
     primary_metric: str | None = Field(default=None, description="Default: roc_auc (binary), rmse (regression).")
     metric_floors: dict[str, float] = Field(
         default_factory=dict,
-        description="Absolute floors (ceilings for lower-is-better metrics) on the candidate's metrics.",
+        description="Absolute floors (ceilings for lower-is-better metrics) on the challenger's metrics, in "
+                    "the metric's own units.",
     )
-    min_lift_over_baseline: float = Field(default=0.02, description="Required improvement over the baseline.")
-    champion_margin: float = Field(default=-0.005)
+    min_lift_over_baseline: Tolerance = Field(
+        default="0.5%", description="Lift of the XGBoost candidate over the simpler baseline needed to prefer it "
+                                    "when both pass the gates (a tolerance; relative to the baseline's metric).")
+    champion_margin: Tolerance = Field(
+        default="-0.5%", description="Lower confidence bound of (challenger - champion) must reach this (a "
+                                     "tolerance; relative to the champion's metric).")
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     n_bootstrap: int = Field(default=500, ge=50)
     slice_min_rows: int = Field(default=200, gt=0, description="Smaller slices are reported, not gated.")
-    slice_tolerance: float = Field(default=0.03, ge=0, description="Max regression of a slice vs champion.")
+    slice_tolerance: Tolerance = Field(
+        default="3%", description="Max regression of a slice vs the champion on that slice (a tolerance; "
+                                  "relative to the champion's metric on the slice).")
     max_model_mb: float = Field(default=50.0, gt=0)
     max_latency_ms_per_1k: float = Field(default=250.0, gt=0)
     allow_stale: bool = Field(default=False, description="Let an older-data candidate replace the champion.")
@@ -233,17 +295,54 @@ class DriftPolicy(_Frozen):
         default=0.3, gt=0, le=1, description="Importance-weighted share of drifted features."
     )
     prediction_psi_threshold: float = Field(default=0.1, gt=0)
-    performance_tolerance: float = Field(
-        default=0.03, ge=0, description="Realised primary-metric drop vs champion test metric (CI bound)."
-    )
-    label_delay_days: int = Field(default=7, ge=0, description="Labels arrive this many days after the event.")
-    consecutive_windows: int = Field(default=2, ge=1, description="Hysteresis: windows in a row with drift.")
-    cooldown_days: int = Field(default=7, ge=0)
-    min_new_rows: int = Field(default=2000, ge=0, description="Rows since the champion's data end.")
-    max_retrains_per_period: int = Field(default=2, ge=1)
+    performance_tolerance: Tolerance = Field(
+        default="3%", description="A day is reported degraded when the optimistic bound of its realised (or "
+                                  "estimated) metric is worse than the champion's test metric by more than this "
+                                  "(a tolerance; relative to the champion's test metric).")
+    cusum_k: float = Field(default=0.5, ge=0, description="CUSUM slack, in standard errors per day.")
+    cusum_h: float = Field(default=5.0, gt=0, description="CUSUM alarm level, in standard errors.")
+    consecutive_windows: int = Field(
+        default=2, ge=1, description="Label-free triggers: days in a row the estimate must show the loss.")
+    cooldown_days: int = Field(default=3, ge=0, description="Days after a retrain request before another.")
+    max_retrains_per_period: int = Field(
+        default=4, ge=1, description="Retrains that could have promoted, per budget period (a guard, not the rule).")
     budget_period_days: int = Field(default=30, ge=1)
     min_window_rows: int = Field(default=300, ge=1, description="Below this a window is not judged.")
     n_bootstrap: int = Field(default=300, ge=50)
+
+
+class CostPolicy(_Frozen):
+    """The economics of retraining and promotion (the cost-aware rule; see ``pipeline/retraining.py``).
+
+    Costs are in *normalised metric x days*: for bounded metrics (ROC AUC, PR AUC, F1, Brier, R2)
+    one unit is one point of the metric lost for one day (0.01 = a 0.01 ROC AUC drop for one day);
+    for unbounded ones (RMSE, MAE, log loss) it is the metric's relative change (0.01 = 1 % worse
+    RMSE for one day). So one default serves binary and regression specs.
+    """
+
+    horizon_days: int = Field(default=30, ge=1, description="Days ahead the monitor forecasts the champion's "
+                                                            "loss and a promotion's gain.")
+    retrain: float = Field(default=0.5, gt=0, description="alpha: the cost of one retrain (normalised metric x days).")
+    promotion: float = Field(default=0.1, ge=0, description="The cost of replacing the champion on a scheduled or "
+                                                            "manual run (normalised metric x days).")
+
+
+class AdaptationPolicy(_Frozen):
+    """How a retrain after a recorded change (a change point) builds its windows and weights."""
+
+    min_post_change_rows: int = Field(
+        default=1500, ge=3, description="Labelled rows after the change needed for a sound test; until then the "
+                                        "monitor waits instead of spending a retrain.")
+    pre_change: Literal["auto", "drop", "age", "importance", "keep"] = Field(
+        default="auto", description="Rows before the change in the training window: drop them, down-weight "
+                                    "them by age, weight them by a domain classifier's density ratio "
+                                    "(covariate shift), keep them, or try each and keep the best on the "
+                                    "post-change validation window (auto).")
+    age_half_life_days: float = Field(default=7.0, gt=0, description="Half-life of pre-change rows' weight (age).")
+    max_importance_weight: float = Field(default=20.0, gt=1, description="Clip of importance weights.")
+    catch_up_factor: float = Field(
+        default=3.0, gt=1, description="After a change, retrain again when the labelled post-change rows have "
+                                       "grown this many times over what the champion was trained on.")
 
 
 class ModelSpec(_Frozen):
@@ -268,10 +367,34 @@ class ModelSpec(_Frozen):
     registered_model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")] | None = Field(
         default=None, description="MLflow registered model name (default: the spec name); letters, digits, . _ -")
     artifacts_conn_id: str = Field(default="aws_default", description="Airflow connection for s3:// artifacts.")
+    label_delay_days: int = Field(
+        default=0, ge=0, description="A row's label is usable only this many days after its timestamp, by every "
+                                     "stage (training, evaluation and monitoring).")
     params: ModelParams = ModelParams()
     validation: ValidationPolicy = ValidationPolicy()
     promotion: PromotionPolicy = PromotionPolicy()
     drift: DriftPolicy = DriftPolicy()
+    costs: CostPolicy = CostPolicy()
+    adaptation: AdaptationPolicy = AdaptationPolicy()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Earlier specs kept ``label_delay_days`` under ``drift:`` (it applies to every stage
+        now) and had ``drift.min_new_rows`` (replaced by ``adaptation.min_post_change_rows``,
+        which counts labelled rows after the change rather than any rows)."""
+        if isinstance(data, dict) and isinstance(data.get("drift"), dict) and "min_new_rows" in data["drift"]:
+            data = {**data, "drift": {k: v for k, v in data["drift"].items() if k != "min_new_rows"}}
+        if isinstance(data, dict) and isinstance(data.get("drift"), dict) and "label_delay_days" in data["drift"]:
+            data = dict(data)
+            drift = dict(data["drift"])
+            delay = drift.pop("label_delay_days")
+            if "label_delay_days" in data and data["label_delay_days"] != delay:
+                raise ValueError(f"label_delay_days is given twice ({data['label_delay_days']} at the top level, "
+                                 f"{delay} under drift:); keep the top-level one")
+            data["label_delay_days"] = delay
+            data["drift"] = drift
+        return data
 
     @model_validator(mode="after")
     def _check_columns(self) -> "ModelSpec":
@@ -300,11 +423,26 @@ class ModelSpec(_Frozen):
         bad_floors = sorted(set(self.promotion.metric_floors) - set(allowed))
         if bad_floors:
             raise ValueError(f"promotion.metric_floors names unknown metrics {bad_floors}; allowed: {sorted(allowed)}")
+        if not metrics.get(metric).bounded:
+            for where, value in self.tolerances().items():
+                if tolerance_unit(value) == "absolute" and float(value) != 0.0:
+                    raise ValueError(
+                        f"{where} is {float(value):g}, a plain number, but {metric} is in the target's units, so "
+                        f"it would mean {float(value):g} {metric} units whatever the scale of the target. Write it "
+                        f"relative to the reference value, e.g. '{float(value) * 100:g}%' if {float(value):g} was "
+                        f"meant as a fraction, or in standard errors, e.g. '1se'")
         return self
+
+    def tolerances(self) -> dict[str, str]:
+        """Every tolerance of the spec by its dotted field name."""
+        p, d = self.promotion, self.drift
+        return {"promotion.min_lift_over_baseline": p.min_lift_over_baseline,
+                "promotion.champion_margin": p.champion_margin, "promotion.slice_tolerance": p.slice_tolerance,
+                "drift.performance_tolerance": d.performance_tolerance}
 
     @property
     def primary_metric(self) -> str:
-        return self.promotion.primary_metric or ("roc_auc" if self.task == "binary" else "rmse")
+        return self.promotion.primary_metric or metrics.default_primary(self.task)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -332,14 +470,10 @@ class ModelSpec(_Frozen):
         return self.expectations_suite or self.name
 
 
-#: Metric names and whether higher is better.
-BINARY_METRICS: dict[str, bool] = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False, "f1": True}
-REGRESSION_METRICS: dict[str, bool] = {"rmse": False, "mae": False, "r2": True}
-
-
-def higher_is_better(metric: str) -> bool:
-    """Direction of a metric; raises KeyError for an unknown name."""
-    return {**BINARY_METRICS, **REGRESSION_METRICS}[metric]
+#: Metric names of each task and whether higher is better (from :data:`pipeline.metrics.METRICS`).
+BINARY_METRICS: dict[str, bool] = {n: m.higher_is_better for n, m in metrics.for_task("binary").items()}
+REGRESSION_METRICS: dict[str, bool] = {n: m.higher_is_better for n, m in metrics.for_task("regression").items()}
+higher_is_better = metrics.higher_is_better
 
 
 def _expand(value: Any, variables: Mapping[str, str], path: Path, where: str) -> Any:

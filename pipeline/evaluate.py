@@ -1,22 +1,17 @@
-"""Evaluation and the promotion decision: candidate vs baseline vs champion on one test window.
+"""Evaluation: candidate, baseline and champion scored on one out-of-time test window.
 
 Contract:
-* ``evaluate(...)`` scores every model on the SAME out-of-time test window and returns an
-  :class:`Evaluation`: each metric with a percentile bootstrap confidence interval, the
-  candidate-minus-baseline and candidate-minus-champion differences by *paired* bootstrap (every
-  replicate resamples the same rows for all models), per-slice metrics, scoring latency and model
-  size. Differences are oriented so that positive always means "candidate better" (lower-is-better
-  metrics are sign-flipped). With ``out_uri`` it writes ``evaluation.json``.
-* ``decide(evidence, policy, ...)`` is pure: it reads an :class:`Evidence` and a
-  :class:`~pipeline.config.PromotionPolicy` and returns a :class:`Decision` with one
-  :class:`Gate` per rule (floor, beats_baseline, vs_champion, slices, budget, freshness), each with
-  a sentence naming the metric, the observed value, the threshold and the margin.
-* Every threshold comes from the spec's ``promotion`` policy; nothing here has tunable defaults.
-
-The bootstrap is vectorised: replicate weights (multinomial counts, drawn as index matrices and
-bin-counted) are drawn once per block of replicates and shared by all models; ROC AUC and average
-precision are computed from cumulative weighted class counts over each model's score order, the
-other metrics as matrix-vector products, so 500 replicates on 20k rows cost a few array passes.
+* ``evaluate(...)`` scores every model on the SAME test window and returns an
+  :class:`Evaluation`: each metric with a percentile bootstrap interval and standard error, and
+  the differences candidate - baseline, candidate - champion and baseline - champion by *paired*
+  bootstrap (every replicate resamples the same rows for all models), per-slice metrics, scoring
+  latency and model size. Differences are oriented so that positive always means "the first
+  model is better" (lower-is-better metrics are sign-flipped). With ``out_uri`` it writes
+  ``evaluation.json``.
+* Optional per-row ``weights`` (importance weights after a covariate shift) weight every metric,
+  interval and slice; the evaluation records their effective sample size.
+* :meth:`Evaluation.evidence` is what the promotion rule (:mod:`pipeline.promotion`) judges.
+  Metrics and the bootstrap come from :mod:`pipeline.metrics`; nothing here has tunable defaults.
 """
 
 from __future__ import annotations
@@ -24,16 +19,18 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline import metrics
 from pipeline.artifacts import Record
-from pipeline.config import ModelSpec, PromotionPolicy, higher_is_better
+from pipeline.config import ModelSpec, PromotionPolicy
 from pipeline.errors import DriftlineError
+from pipeline.promotion import NO_CHAMPION, ChallengerEvidence, Evidence
 from pipeline.storage import Store, join
 
 
@@ -42,127 +39,10 @@ class EvaluationError(DriftlineError):
     columns, a model that fails to score)."""
 
 
-class DecisionError(DriftlineError):
-    """``decide`` was called with arguments it cannot judge (e.g. ``force`` without a reason, or a
-    primary metric the evidence does not carry)."""
-
-
-GATE_NAMES: tuple[str, ...] = ("floor", "beats_baseline", "vs_champion", "slices", "budget", "freshness")
-NO_CHAMPION = "no champion yet (first run)"
 MISSING_SLICE = "(missing)"
 _LATENCY_ROWS = 1000
 _LATENCY_REPEATS = 5
-# Bound on the float64 cells of one replicate-weight block, so memory stays ~16 MB per array
-# whatever the test window size.
-_BLOCK_CELLS = 2_000_000
-
-
-@dataclass(frozen=True)
-class Evidence(Record):
-    """What :func:`decide` judges; built by :meth:`Evaluation.evidence` (or by hand in tests).
-
-    Every difference is oriented: positive = candidate better.
-
-    Attributes:
-        task: ``binary`` or ``regression``.
-        confidence: level of every interval below.
-        rows: rows in the test window.
-        candidate: candidate point estimates, metric -> value (``None`` if undefined).
-        vs_baseline: metric -> ``{"estimate", "lower", "upper"}`` of candidate - baseline.
-        vs_champion: the same for candidate - champion; ``None`` when there is no champion.
-        slices: one dict per slice: ``column``, ``slice``, ``rows``, ``positives`` (binary, else
-            ``None``), ``candidate`` and ``champion`` (metric -> value, champion ``None`` without one).
-        model_size_mb: candidate size.
-        latency_ms_per_1k: candidate scoring latency per 1000 rows.
-        candidate_data_end: ISO end of the candidate's training data interval.
-        champion_data_end: the champion's, or ``None``.
-        candidate_version, champion_version: registry versions when known.
-        report_uri: where the full evaluation report is (for messages).
-    """
-
-    task: str
-    confidence: float
-    rows: int
-    candidate: dict[str, float | None]
-    vs_baseline: dict[str, dict[str, float | None]]
-    vs_champion: dict[str, dict[str, float | None]] | None
-    slices: list[dict[str, Any]]
-    model_size_mb: float
-    latency_ms_per_1k: float
-    candidate_data_end: str
-    champion_data_end: str | None = None
-    candidate_version: str | None = None
-    champion_version: str | None = None
-    report_uri: str | None = None
-
-
-@dataclass(frozen=True)
-class Gate(Record):
-    """One promotion rule's verdict.
-
-    Attributes:
-        name: one of :data:`GATE_NAMES`.
-        passed: ``True``/``False``; ``None`` = skipped (``detail`` says why).
-        threshold: what was required (a number, an ISO date, or metric -> number).
-        observed: what was measured, in the same shape as ``threshold``.
-        interval: the confidence interval behind ``observed`` when there is one.
-        detail: one sentence for a reviewer: metric, observed vs threshold, by how much.
-    """
-
-    name: str
-    passed: bool | None
-    threshold: float | str | dict[str, float] | None
-    observed: float | str | dict[str, float | None] | None
-    interval: tuple[float | None, float | None] | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class Decision(Record):
-    """Whether the candidate replaces the champion, and why.
-
-    Attributes:
-        promote: ``True`` iff no gate failed (skipped gates do not block).
-        gates: the six gates in order.
-        reasons: sentences saying why it is or is not promoted (failures first).
-        summary: one line for logs and UIs, ending with the report URI when known.
-        forced: ``force=True`` was used (gates 2-6 skipped).
-        primary_metric: the metric gates 2-4 judged.
-        force_reason: the reason given with ``force``.
-        candidate_version, champion_version, report_uri: copied from the evidence.
-        policy: the promotion policy applied (for audit).
-    """
-
-    promote: bool
-    gates: list[Gate]
-    reasons: list[str]
-    summary: str
-    forced: bool
-    primary_metric: str
-    force_reason: str | None = None
-    candidate_version: str | None = None
-    champion_version: str | None = None
-    report_uri: str | None = None
-    policy: dict[str, Any] = field(default_factory=dict)
-
-    def gate(self, name: str) -> Gate:
-        """The gate called ``name``; raises KeyError for an unknown name."""
-        for g in self.gates:
-            if g.name == name:
-                return g
-        raise KeyError(name)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Decision":
-        data = dict(data)
-        gates = []
-        for g in data.get("gates", []):
-            g = dict(g)
-            if g.get("interval") is not None:
-                g["interval"] = tuple(g["interval"])
-            gates.append(Gate.from_dict(g))
-        data["gates"] = gates
-        return super().from_dict(data)
+PAIRS: tuple[tuple[str, str], ...] = (("candidate", "baseline"), ("candidate", "champion"), ("baseline", "champion"))
 
 
 @dataclass(frozen=True)
@@ -176,15 +56,18 @@ class Evaluation(Record):
         rows: rows in the test window.
         confidence, n_bootstrap, seed: how intervals were computed.
         metrics: role (``candidate``/``baseline``/``champion``) -> metric ->
-            ``{"estimate", "lower", "upper"}``.
-        differences: ``candidate_vs_baseline`` / ``candidate_vs_champion`` -> metric ->
-            ``{"estimate", "lower", "upper"}``, paired bootstrap, oriented (positive = candidate
-            better).
+            ``{"estimate", "lower", "upper", "se"}``.
+        differences: ``<a>_vs_<b>`` for each pair of :data:`PAIRS` that was scored -> metric ->
+            ``{"estimate", "lower", "upper", "se"}``, paired bootstrap, oriented (positive = a better).
         slices: per slice: ``column``, ``slice``, ``rows``, ``positives``, ``gated`` (by the
-            spec's policy), ``note`` (why not gated), ``candidate`` and ``champion`` metrics.
+            spec's policy), ``note`` (why not gated), and each role's metrics on it.
         latency_ms_per_1k: role -> median milliseconds to score 1000 rows.
         model_size_mb: role -> size in MiB (given, or the cloudpickled model).
         candidate_info, champion_info: what the caller passed (data_interval_end, version, ...).
+        weights: ``None``, or ``{"kind", "effective_rows", ...}`` when rows were weighted.
+        baseline_promotable: the baseline is a model that may be promoted (not a ``prior``).
+        trigger: what started the run (copied into the evidence).
+        test_window: how the test window was chosen (copied into the evidence).
         uri: where ``evaluation.json`` was written, if it was.
     """
 
@@ -202,36 +85,45 @@ class Evaluation(Record):
     model_size_mb: dict[str, float]
     candidate_info: dict[str, Any]
     champion_info: dict[str, Any] | None = None
+    weights: dict[str, Any] | None = None
+    baseline_promotable: bool = True
+    trigger: str = "manual"
+    test_window: dict[str, Any] | None = None
     uri: str | None = None
 
     def evidence(self) -> Evidence:
-        """The :class:`Evidence` :func:`decide` judges."""
+        """The :class:`~pipeline.promotion.Evidence` the promotion rule judges."""
         cand, champ = self.candidate_info, self.champion_info or {}
+        has_champion = "champion" in self.metrics
+        roles = ("candidate", "baseline") if self.baseline_promotable else ("candidate",)
+        challengers = {}
+        for role in roles:
+            challengers[role] = ChallengerEvidence(
+                metrics={m: v["estimate"] for m, v in self.metrics[role].items()},
+                vs_champion=self.differences.get(f"{role}_vs_champion") if has_champion else None,
+                slices=[{"column": s["column"], "slice": s["slice"], "rows": s["rows"], "positives": s["positives"],
+                         "gated": s["gated"], "note": s["note"], "challenger": s.get(role),
+                         "champion": s.get("champion")} for s in self.slices],
+                model_size_mb=self.model_size_mb[role],
+                latency_ms_per_1k=self.latency_ms_per_1k[role],
+            )
         return Evidence(
-            task=self.task,
-            confidence=self.confidence,
-            rows=self.rows,
-            candidate={m: v["estimate"] for m, v in self.metrics["candidate"].items()},
-            vs_baseline=self.differences["candidate_vs_baseline"],
-            vs_champion=self.differences.get("candidate_vs_champion"),
-            slices=[{k: s[k] for k in ("column", "slice", "rows", "positives", "candidate", "champion")}
-                    for s in self.slices],
-            model_size_mb=self.model_size_mb["candidate"],
-            latency_ms_per_1k=self.latency_ms_per_1k["candidate"],
+            task=self.task, confidence=self.confidence, rows=self.rows, challengers=challengers,
+            candidate_vs_baseline=self.differences["candidate_vs_baseline"],
+            champion={m: v["estimate"] for m, v in self.metrics["champion"].items()} if has_champion else None,
+            champion_test_metric=_opt_float(champ.get("test_metric")),
             candidate_data_end=str(cand["data_interval_end"]),
             champion_data_end=_opt_str(champ.get("data_interval_end") or None),
             candidate_version=_opt_str(cand.get("version")),
             champion_version=_opt_str(champ.get("version")),
-            report_uri=self.uri,
+            trigger=self.trigger, report_uri=self.uri, test_window=self.test_window,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# evaluate
 
 
 def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: Any, champion: Any = None, *,
              candidate_info: dict[str, Any], champion_info: dict[str, Any] | None = None,
+             weights: np.ndarray | None = None, weights_info: dict[str, Any] | None = None,
+             trigger: str = "manual", test_window: dict[str, Any] | None = None,
              store: Store | None = None, out_uri: str | None = None, seed: int = 0) -> Evaluation:
     """Score candidate, baseline and (optionally) champion on one test window.
 
@@ -243,8 +135,13 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
             is the positive class) or ``predict(X)`` (regression) on ``test_df[spec.model_columns]``.
         candidate_info: at least ``data_interval_end`` (ISO); optionally ``version``, ``run_id``,
             ``model_size_mb`` (otherwise the cloudpickled size is measured).
-        champion_info: the same for the champion; required when ``champion`` is given (an empty
-            ``data_interval_end`` is recorded as unknown, and the freshness gate then fails closed).
+        champion_info: the same for the champion (plus ``test_metric``, its primary metric on its
+            own test window); required when ``champion`` is given (an empty ``data_interval_end``
+            is recorded as unknown, and the freshness gate then fails closed).
+        weights: optional non-negative per-row weights of the test rows.
+        weights_info: what the weights are (recorded), e.g. ``{"kind": "importance"}``.
+        trigger: what started the run (``schedule``, ``manual``, ``drift``, ...).
+        test_window: how the test window was chosen (recorded).
         store: storage for ``out_uri`` (default: from its scheme).
         out_uri: where to write the report: a ``.json`` URI, or a run prefix that gets
             ``evaluation.json`` appended.
@@ -255,8 +152,8 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
 
     Raises:
         EvaluationError: empty test window, missing columns, unlabelled rows, a binary window with
-            one class, missing ``data_interval_end``, or a model that fails to score; the message
-            names the model, the columns or counts, and the report location.
+            one class, missing ``data_interval_end``, bad weights, or a model that fails to score;
+            the message names the model, the columns or counts, and the report location.
     """
     where = f"model {spec.name!r}" + (f" (report {out_uri})" if out_uri else "")
     policy = spec.promotion
@@ -272,6 +169,7 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
     if missing:
         raise EvaluationError(f"{where}: test window lacks model column(s) {missing}; the models score "
                               f"{len(columns)} columns of spec.model_columns")
+    w = _weights(weights, len(y), where)
     features = test_df[columns]
 
     models = {"candidate": candidate, "baseline": baseline}
@@ -282,16 +180,13 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
     threshold = spec.params.decision_threshold
 
     rng = np.random.default_rng(seed)
-    replicates = _bootstrap(spec.task, y, predictions, policy.n_bootstrap, threshold, rng)
-    point = {role: _point_metrics(spec.task, y, p, threshold) for role, p in predictions.items()}
-    metrics = {role: {m: _interval(point[role][m], replicates[role][m], policy.confidence) for m in point[role]}
-               for role in predictions}
-    differences = {"candidate_vs_baseline": _paired(point, replicates, "baseline", policy.confidence)}
-    if champion is not None:
-        differences["candidate_vs_champion"] = _paired(point, replicates, "champion", policy.confidence)
-
-    slice_roles = {r: predictions[r] for r in ("candidate", "champion") if r in predictions}
-    slices = _slices(spec, test_df, y, slice_roles, threshold)
+    replicates = metrics.bootstrap(spec.task, y, predictions, policy.n_bootstrap, rng, threshold, weights=w)
+    point = {role: metrics.point(spec.task, y, p, threshold, weights=w) for role, p in predictions.items()}
+    intervals = {role: {m: metrics.interval(point[role][m], replicates[role][m], policy.confidence)
+                        for m in point[role]} for role in predictions}
+    differences = {f"{a}_vs_{b}": metrics.paired(point, replicates, a, b, policy.confidence)
+                   for a, b in PAIRS if a in predictions and b in predictions}
+    slices = _slices(spec, test_df, y, predictions, threshold, w)
 
     latency = {role: _latency(spec.task, m, features, seed) for role, m in models.items()}
     sizes = {role: _model_size_mb(m, infos[role]) for role, m in models.items()}
@@ -299,17 +194,33 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
     uri = None
     if out_uri:
         uri = out_uri if out_uri.endswith(".json") else join(out_uri, "evaluation.json")
+    weights_record = None
+    if w is not None:
+        weights_record = {**(weights_info or {"kind": "given"}),
+                          "effective_rows": float(w.sum() ** 2 / np.square(w).sum()), "rows": int(w.size)}
     evaluation = Evaluation(
         model=spec.name, task=spec.task, primary_metric=spec.primary_metric, rows=int(len(y)),
         confidence=policy.confidence, n_bootstrap=policy.n_bootstrap, seed=seed,
-        metrics=metrics, differences=differences, slices=slices,
+        metrics=intervals, differences=differences, slices=slices,
         latency_ms_per_1k=latency, model_size_mb=sizes,
         candidate_info=dict(candidate_info), champion_info=dict(champion_info) if champion is not None else None,
-        uri=uri,
+        weights=weights_record, baseline_promotable=spec.params.baseline != "prior",
+        trigger=trigger, test_window=test_window, uri=uri,
     )
     if uri:
         (store or Store.for_uri(uri)).write_json(uri, evaluation.to_dict())
     return evaluation
+
+
+def _weights(weights: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (n,):
+        raise EvaluationError(f"{where}: {w.shape} weights for {n} test rows")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise EvaluationError(f"{where}: test weights must be finite, non-negative and not all zero")
+    return w * (n / w.sum())
 
 
 def _check_info(role: str, info: dict[str, Any], where: str, required: bool = True) -> None:
@@ -375,160 +286,6 @@ def _predict(task: str, model: Any, features: pd.DataFrame, role: str, where: st
 
 
 # --------------------------------------------------------------------------------------------
-# metrics on replicate weights
-
-
-@dataclass(frozen=True)
-class _Ranked:
-    """A binary model's scores, pre-sorted once so every replicate reuses the order."""
-
-    order: np.ndarray
-    starts: np.ndarray | None
-    y_sorted: np.ndarray
-    per_row: np.ndarray  # columns: log loss, squared error, tp, fp, fn at the decision threshold
-
-
-def _rank(y: np.ndarray, p: np.ndarray, threshold: float) -> _Ranked:
-    order = np.argsort(p, kind="stable")
-    ps = p[order]
-    change = np.flatnonzero(np.diff(ps)) + 1
-    # Tied scores must share one threshold step; with no ties reduceat is skipped entirely.
-    starts = np.concatenate(([0], change)) if change.size + 1 < p.size else None
-    eps = np.finfo(float).eps
-    q = np.clip(p, eps, 1 - eps)
-    pos = (p >= threshold).astype(float)
-    per_row = np.column_stack([
-        -(y * np.log(q) + (1 - y) * np.log1p(-q)),
-        np.square(p - y),
-        y * pos,
-        (1 - y) * pos,
-        y * (1 - pos),
-    ])
-    return _Ranked(order=order, starts=starts, y_sorted=y[order], per_row=per_row)
-
-
-def _binary_block(ranked: _Ranked, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Weighted binary metrics for each row of ``weights`` (shape ``(b, n)``).
-
-    Works in the dtype of ``weights`` (float32 replicate counts are exact integers below 2**24);
-    row sums are pairwise and returned in float64.
-    """
-    pos = weights[:, ranked.order]
-    neg = pos.copy()
-    pos *= ranked.y_sorted.astype(pos.dtype)
-    neg -= pos
-    if ranked.starts is not None:
-        pos = np.add.reduceat(pos, ranked.starts, axis=1)
-        neg = np.add.reduceat(neg, ranked.starts, axis=1)
-    cum_pos = np.cumsum(pos, axis=1)
-    cum_neg = np.cumsum(neg, axis=1)
-    p_tot = cum_pos[:, -1].astype(float)
-    n_tot = cum_neg[:, -1].astype(float)
-    # Ascending score order: a positive outranks the negatives strictly below it and half of its ties.
-    below = cum_neg - 0.5 * neg
-    below *= pos
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = below.sum(axis=1, dtype=float) / (p_tot * n_tot)
-        # Descending thresholds: precision at each distinct score (everything scored at least as
-        # high is predicted positive), weighted by the recall step it adds.
-        tp = np.subtract(p_tot[:, None].astype(pos.dtype), cum_pos, out=cum_pos)
-        tp += pos
-        predicted = np.subtract(n_tot[:, None].astype(pos.dtype), cum_neg, out=cum_neg)
-        predicted += neg
-        predicted += tp
-        np.maximum(predicted, np.finfo(predicted.dtype).tiny, out=predicted)
-        tp /= predicted
-        tp *= pos
-        ap = tp.sum(axis=1, dtype=float) / p_tot
-    sums = (weights @ ranked.per_row.astype(weights.dtype)).astype(float)
-    total = weights.sum(axis=1, dtype=float)
-    tp_f1, fp_f1, fn_f1 = sums[:, 2], sums[:, 3], sums[:, 4]
-    f1_den = 2 * tp_f1 + fp_f1 + fn_f1
-    f1 = np.where(f1_den > 0, 2 * tp_f1 / np.where(f1_den > 0, f1_den, 1.0), 0.0)
-    return {"roc_auc": auc, "pr_auc": ap, "log_loss": sums[:, 0] / total, "brier": sums[:, 1] / total, "f1": f1}
-
-
-def _regression_rows(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
-    err = yhat - y
-    return np.column_stack([np.square(err), np.abs(err), y, np.square(y)])
-
-
-def _regression_block(per_row: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-    # Sums of squares need float64 even when replicate counts are float32.
-    sums = weights.astype(float) @ per_row
-    total = weights.sum(axis=1, dtype=float)
-    mse = sums[:, 0] / total
-    sst = sums[:, 3] - np.square(sums[:, 2]) / total
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(sst > 0, 1 - sums[:, 0] / np.where(sst > 0, sst, 1.0), np.nan)
-    return {"rmse": np.sqrt(mse), "mae": sums[:, 1] / total, "r2": r2}
-
-
-def _scorer(task: str, y: np.ndarray, prediction: np.ndarray, threshold: float
-            ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """A function from a weight block ``(b, n)`` to metric -> ``(b,)`` values for one model."""
-    if task == "binary":
-        ranked = _rank(y, prediction, threshold)
-        return lambda w: _binary_block(ranked, w)
-    rows = _regression_rows(y, prediction)
-    return lambda w: _regression_block(rows, w)
-
-
-def _point_metrics(task: str, y: np.ndarray, prediction: np.ndarray, threshold: float) -> dict[str, float | None]:
-    values = _scorer(task, y, prediction, threshold)(np.ones((1, y.size)))
-    return {m: _num(v[0]) for m, v in values.items()}
-
-
-def _bootstrap(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_boot: int, threshold: float,
-               rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
-    """Paired bootstrap replicates: role -> metric -> ``(n_boot,)``; replicate ``i`` uses the same
-    resampled rows for every model."""
-    n = y.size
-    scorers = {role: _scorer(task, y, p, threshold) for role, p in predictions.items()}
-    chunks: dict[str, dict[str, list[np.ndarray]]] = {role: {} for role in predictions}
-    block = max(1, min(n_boot, _BLOCK_CELLS // max(n, 1)))
-    done = 0
-    while done < n_boot:
-        b = min(block, n_boot - done)
-        idx = rng.integers(0, n, size=(b, n))
-        idx += np.arange(b)[:, None] * n
-        # float32 halves memory traffic; counts stay exact integers (see _binary_block).
-        weights = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
-        for role, score in scorers.items():
-            for metric, values in score(weights).items():
-                chunks[role].setdefault(metric, []).append(values)
-        done += b
-    return {role: {m: np.concatenate(v) for m, v in per.items()} for role, per in chunks.items()}
-
-
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    finite = values[np.isfinite(values)]
-    # A replicate can lack a class on tiny windows; if most do, the interval means nothing.
-    if finite.size < max(2, values.size // 2):
-        return None, None
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(finite, [alpha, 1 - alpha])
-    return float(lo), float(hi)
-
-
-def _interval(estimate: float | None, replicates: np.ndarray, confidence: float) -> dict[str, float | None]:
-    lo, hi = _percentiles(replicates, confidence)
-    return {"estimate": estimate, "lower": lo, "upper": hi}
-
-
-def _paired(point: dict[str, dict[str, float | None]], replicates: dict[str, dict[str, np.ndarray]],
-            other: str, confidence: float) -> dict[str, dict[str, float | None]]:
-    out = {}
-    for metric, cand in point["candidate"].items():
-        sign = 1.0 if higher_is_better(metric) else -1.0
-        other_point = point[other][metric]
-        estimate = None if cand is None or other_point is None else sign * (cand - other_point)
-        diffs = sign * (replicates["candidate"][metric] - replicates[other][metric])
-        out[metric] = _interval(estimate, diffs, confidence)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # slices
 
 
@@ -571,7 +328,7 @@ def _slice_gating(entry: dict[str, Any], policy: PromotionPolicy, task: str) -> 
 
 
 def _slices(spec: ModelSpec, df: pd.DataFrame, y: np.ndarray, predictions: dict[str, np.ndarray],
-            threshold: float) -> list[dict[str, Any]]:
+            threshold: float, weights: np.ndarray | None) -> list[dict[str, Any]]:
     out = []
     for column in spec.slice_columns:
         if column not in df.columns:
@@ -584,8 +341,9 @@ def _slices(spec: ModelSpec, df: pd.DataFrame, y: np.ndarray, predictions: dict[
                 "column": column, "slice": str(label), "rows": int(mask.sum()),
                 "positives": int(ys.sum()) if spec.task == "binary" else None,
             }
-            for role in ("candidate", "champion"):
-                entry[role] = (_point_metrics(spec.task, ys, predictions[role][mask], threshold)
+            ws = None if weights is None else weights[mask]
+            for role in ("candidate", "baseline", "champion"):
+                entry[role] = (metrics.point(spec.task, ys, predictions[role][mask], threshold, weights=ws)
                                if role in predictions else None)
             note = _slice_gating(entry, spec.promotion, spec.task)
             entry["gated"] = note is None and "champion" in predictions
@@ -623,219 +381,12 @@ def _model_size_mb(model: Any, info: dict[str, Any]) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# decide
-
-
-def decide(evidence: Evidence, policy: PromotionPolicy, *, primary_metric: str, force: bool = False,
-           reason: str | None = None) -> Decision:
-    """Apply the promotion gates to the evidence. Pure: no I/O, no clock.
-
-    Gates, in order: ``floor`` (candidate metrics vs ``policy.metric_floors``; ceilings for
-    lower-is-better metrics), ``beats_baseline`` (oriented lift on the primary metric >=
-    ``min_lift_over_baseline``), ``vs_champion`` (lower bound of the paired, oriented
-    candidate - champion interval >= ``champion_margin``), ``slices`` (no gated slice regresses
-    by more than ``slice_tolerance``), ``budget`` (``max_model_mb``, ``max_latency_ms_per_1k``),
-    ``freshness`` (candidate data end >= champion's unless ``allow_stale``). Without a champion,
-    vs_champion, slices and freshness are skipped. ``force`` skips gates 2-6, never the floor.
-
-    Args:
-        evidence: from :meth:`Evaluation.evidence`.
-        policy: the spec's promotion policy.
-        primary_metric: the metric gates 2-4 judge (``spec.primary_metric``).
-        force: promote regardless of gates 2-6 (a human decision; needs ``reason``).
-        reason: why it is forced (recorded in every skipped gate).
-
-    Returns:
-        The :class:`Decision`; ``promote`` is ``True`` iff no gate failed.
-
-    Raises:
-        DecisionError: ``force`` without a reason, a primary metric absent from the evidence, or a
-            data end that is not ISO.
-    """
-    if force and not (reason and reason.strip()):
-        raise DecisionError("force=True needs a reason (who decided and why); it is recorded in the decision")
-    has_champion = evidence.vs_champion is not None
-    carried = [evidence.candidate, evidence.vs_baseline] + ([evidence.vs_champion] if has_champion else [])
-    if any(primary_metric not in part for part in carried):
-        raise DecisionError(f"primary metric {primary_metric!r} is not in the evidence; it carries "
-                            f"{sorted(evidence.candidate)}")
-    for label, value in (("candidate", evidence.candidate_data_end), ("champion", evidence.champion_data_end)):
-        if value is not None:
-            try:
-                _parse_time(value)
-            except ValueError:
-                raise DecisionError(f"{label}_data_end {value!r} is not an ISO date or datetime") from None
-    gates = [_floor_gate(evidence, policy)]
-    if force:
-        skipped = f"skipped: promotion forced ({reason.strip()})"
-        gates += [Gate(name, None, None, None, None, skipped) for name in GATE_NAMES[1:]]
-    else:
-        gates.append(_baseline_gate(evidence, policy, primary_metric))
-        gates.append(_champion_gate(evidence, policy, primary_metric) if has_champion
-                     else Gate("vs_champion", None, policy.champion_margin, None, None, NO_CHAMPION))
-        gates.append(_slices_gate(evidence, policy, primary_metric) if has_champion
-                     else Gate("slices", None, -policy.slice_tolerance, None, None, NO_CHAMPION))
-        gates.append(_budget_gate(evidence, policy))
-        gates.append(_freshness_gate(evidence, policy) if has_champion
-                     else Gate("freshness", None, None, evidence.candidate_data_end, None, NO_CHAMPION))
-    promote = all(g.passed is not False for g in gates)
-    reasons, summary = _explain(gates, promote, evidence, force)
-    return Decision(
-        promote=promote, gates=gates, reasons=reasons, summary=summary, forced=force,
-        primary_metric=primary_metric, force_reason=reason.strip() if force and reason else None,
-        candidate_version=evidence.candidate_version, champion_version=evidence.champion_version,
-        report_uri=evidence.report_uri, policy=policy.model_dump(),
-    )
-
-
-def _floor_gate(evidence: Evidence, policy: PromotionPolicy) -> Gate:
-    if not policy.metric_floors:
-        return Gate("floor", None, None, None, None, "no metric floors configured (promotion.metric_floors)")
-    parts, failures, observed = [], [], {}
-    for metric, bound in policy.metric_floors.items():
-        value = evidence.candidate.get(metric)
-        observed[metric] = value
-        higher = higher_is_better(metric)
-        word = "floor" if higher else "ceiling"
-        if value is None:
-            failures.append(metric)
-            parts.append(f"{metric} is undefined on the test window ({word} {bound:.4f})")
-            continue
-        margin = value - bound if higher else bound - value
-        ok = margin >= 0
-        if not ok:
-            failures.append(metric)
-        parts.append(f"candidate {metric} {value:.4f} {'meets' if ok else 'misses'} the {word} {bound:.4f} "
-                     f"{'with' if ok else 'by'} {abs(margin):.4f}{'' if ok else ' short'}")
-    return Gate("floor", not failures, dict(policy.metric_floors), observed, None, "; ".join(parts))
-
-
-def _baseline_gate(evidence: Evidence, policy: PromotionPolicy, metric: str) -> Gate:
-    diff = evidence.vs_baseline[metric]
-    lift, lo, hi = diff["estimate"], diff["lower"], diff["upper"]
-    need = policy.min_lift_over_baseline
-    ci = _ci_text(evidence.confidence, lo, hi)
-    if lift is None:
-        return Gate("beats_baseline", False, need, None, (lo, hi),
-                    f"{metric} lift over the baseline is undefined on the test window (need >= {need:+.4f})")
-    ok = lift >= need
-    detail = (f"{metric} lift over the baseline {lift:+.4f} ({ci}) "
-              f"{'>=' if ok else '<'} required {need:+.4f} ({'by' if ok else 'short by'} {abs(lift - need):.4f})")
-    return Gate("beats_baseline", ok, need, lift, (lo, hi), detail)
-
-
-def _champion_gate(evidence: Evidence, policy: PromotionPolicy, metric: str) -> Gate:
-    diff = evidence.vs_champion[metric]  # type: ignore[index]
-    est, lo, hi = diff["estimate"], diff["lower"], diff["upper"]
-    margin = policy.champion_margin
-    kind = "superiority" if margin > 0 else "non-inferiority"
-    if lo is None:
-        return Gate("vs_champion", False, margin, None, (lo, hi),
-                    f"{metric} candidate - champion has no confidence interval on this test window; cannot "
-                    f"show {kind} at margin {margin:+.4f}")
-    ok = lo >= margin
-    point = "undefined" if est is None else f"{est:+.4f}"
-    detail = (f"{metric} candidate - champion {point} ({_ci_text(evidence.confidence, lo, hi)}, paired, "
-              f"positive = candidate better): lower bound {lo:+.4f} {'>=' if ok else '<'} {kind} margin "
-              f"{margin:+.4f} ({'by' if ok else 'short by'} {abs(lo - margin):.4f})")
-    return Gate("vs_champion", ok, margin, lo, (lo, hi), detail)
-
-
-def _slices_gate(evidence: Evidence, policy: PromotionPolicy, metric: str) -> Gate:
-    tolerance = -policy.slice_tolerance
-    if not evidence.slices:
-        return Gate("slices", None, tolerance, None, None, "no slices to judge (spec.slice_columns is empty)")
-    sign = 1.0 if higher_is_better(metric) else -1.0
-    judged = []
-    for entry in evidence.slices:
-        if _slice_gating(entry, policy, evidence.task) is not None:
-            continue
-        cand = (entry.get("candidate") or {}).get(metric)
-        champ = (entry.get("champion") or {}).get(metric)
-        if cand is None or champ is None:
-            continue
-        judged.append((sign * (cand - champ), entry))
-    if not judged:
-        return Gate("slices", None, tolerance, None, None,
-                    f"none of {len(evidence.slices)} slices is gated (each has < {policy.slice_min_rows} rows or "
-                    "one class); all are reported in the evaluation")
-    worst, entry = min(judged, key=lambda t: t[0])
-    name = f"{entry['column']}={entry['slice']}"
-    ok = worst >= tolerance
-    failing = sum(1 for d, _ in judged if d < tolerance)
-    detail = (f"worst of {len(judged)} gated slices is {name} ({entry['rows']} rows): {metric} candidate - "
-              f"champion {worst:+.4f} {'>=' if ok else '<'} tolerance {tolerance:+.4f} "
-              f"({'by' if ok else 'short by'} {abs(worst - tolerance):.4f})")
-    if failing > 1:
-        detail += f"; {failing} slices regress beyond the tolerance"
-    return Gate("slices", ok, tolerance, worst, None, detail)
-
-
-def _budget_gate(evidence: Evidence, policy: PromotionPolicy) -> Gate:
-    size, latency = evidence.model_size_mb, evidence.latency_ms_per_1k
-    size_ok = size <= policy.max_model_mb
-    latency_ok = latency <= policy.max_latency_ms_per_1k
-    detail = (f"model size {size:.2f} MB {'<=' if size_ok else '>'} max {policy.max_model_mb:.2f} MB "
-              f"({'headroom' if size_ok else 'over by'} {abs(policy.max_model_mb - size):.2f} MB); "
-              f"latency {latency:.1f} ms/1k rows {'<=' if latency_ok else '>'} max "
-              f"{policy.max_latency_ms_per_1k:.1f} ({'headroom' if latency_ok else 'over by'} "
-              f"{abs(policy.max_latency_ms_per_1k - latency):.1f} ms)")
-    return Gate("budget", size_ok and latency_ok,
-                {"max_model_mb": policy.max_model_mb, "max_latency_ms_per_1k": policy.max_latency_ms_per_1k},
-                {"model_size_mb": size, "latency_ms_per_1k": latency}, None, detail)
-
-
-def _freshness_gate(evidence: Evidence, policy: PromotionPolicy) -> Gate:
-    cand, champ = evidence.candidate_data_end, evidence.champion_data_end
-    if champ is None:
-        # Unknown is not "older": failing closed keeps a backfill from replacing an untagged champion.
-        if policy.allow_stale:
-            return Gate("freshness", True, None, cand, None, f"the champion's data_interval_end is unknown; "
-                        f"candidate data ends {cand}; allowed by promotion.allow_stale")
-        return Gate("freshness", False, None, cand, None,
-                    f"the champion's data_interval_end is unknown, so a candidate with data ending {cand} cannot "
-                    "be shown not to be older; record the champion's data end, set promotion.allow_stale, or "
-                    "force with a reason")
-    lag = _parse_time(champ) - _parse_time(cand)
-    fresh = lag.total_seconds() <= 0
-    if fresh:
-        return Gate("freshness", True, champ, cand, None,
-                    f"candidate data ends {cand}, not before the champion's {champ}")
-    stale = f"candidate data ends {cand}, {_duration(lag)} before the champion's {champ}"
-    if policy.allow_stale:
-        return Gate("freshness", True, champ, cand, None, f"{stale}; allowed by promotion.allow_stale")
-    return Gate("freshness", False, champ, cand, None,
-                f"{stale}; a stale candidate never replaces a fresher champion (set promotion.allow_stale or "
-                "force with a reason)")
-
-
-def _explain(gates: list[Gate], promote: bool, evidence: Evidence, force: bool) -> tuple[list[str], str]:
-    failed = [g for g in gates if g.passed is False]
-    skipped = [g for g in gates if g.passed is None]
-    passed = [g for g in gates if g.passed is True]
-    reasons = [f"{g.name} failed: {g.detail}" for g in failed]
-    if promote:
-        reasons.append(f"passed {len(passed)} gate(s): {', '.join(g.name for g in passed) or 'none'}")
-    reasons += [f"{g.name} skipped: {g.detail}" for g in skipped]
-    who = f"candidate{' v' + evidence.candidate_version if evidence.candidate_version else ''}"
-    over = (f" over champion v{evidence.champion_version}" if evidence.champion_version
-            else " over the champion" if evidence.vs_champion is not None else " (first champion)")
-    if promote:
-        summary = (f"PROMOTE {who}{over}{' (forced)' if force else ''}: {len(passed)} gate(s) passed, "
-                   f"{len(skipped)} skipped")
-    else:
-        summary = f"REJECT {who}: failed {', '.join(g.name for g in failed)}"
-    if evidence.report_uri:
-        summary += f"; report {evidence.report_uri}"
-    return reasons, summary
-
-
-# --------------------------------------------------------------------------------------------
 # small helpers
 
 
-def _num(value: Any) -> float | None:
-    """A JSON-safe float: ``None`` for NaN/inf (e.g. AUC on a one-class slice)."""
+def _opt_float(value: Any) -> float | None:
+    if value is None:
+        return None
     value = float(value)
     return value if math.isfinite(value) else None
 
@@ -847,15 +398,3 @@ def _opt_str(value: Any) -> str | None:
 def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _duration(delta: Any) -> str:
-    days = delta.total_seconds() / 86400
-    return f"{days:.0f} day(s)" if days >= 1 else f"{delta.total_seconds() / 3600:.1f} hour(s)"
-
-
-def _ci_text(confidence: float, lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
-        return f"{confidence:.0%} CI undefined"
-    return f"{confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}]"
-

@@ -1,16 +1,31 @@
 """Out-of-time split, reference profile, and the feature preprocessing that lives inside the model.
 
 Contract:
-* ``split_and_profile(spec, clean_uri, store, out_prefix, data_interval_end)`` reads the clean
-  snapshot and writes ``train.parquet``, ``valid.parquet``, ``test.parquet`` and ``profile.json``
-  under ``out_prefix`` (overwriting a previous run of the same date), returning a :class:`Split`.
-* Windows are half-open and contiguous, newest last: with ``E = data_interval_end``,
-  test = ``[E - test_days, E)``, valid = ``[E - test_days - valid_days, E - test_days)``,
-  train = ``[E - total_days, E - test_days - valid_days)``. A row stamped exactly on a boundary
-  belongs to the later window; rows outside ``[E - total_days, E)`` or without a timestamp are
-  dropped. Every train timestamp precedes every valid one, and every valid one every test one,
-  or :class:`LeakageError` is raised; an empty window raises :class:`EmptySplitError`.
-* The reference profile is built from the TRAIN window only (what the model learnt from).
+* ``split_and_profile(spec, clean_uri, store, out_prefix, data_interval_end, ...)`` reads the
+  clean snapshot and writes ``train.parquet``, ``valid.parquet``, ``test.parquet``,
+  ``recent.parquet`` (rows whose labels have not arrived), ``reference.parquet`` and
+  ``profile.json`` under ``out_prefix``, returning a :class:`Split` whose ``plan`` says how the
+  windows were chosen and why.
+* Labels arrive late: with ``E = data_interval_end`` (the as-of) and ``d = label_delay_days``,
+  only rows stamped before ``L = E - d`` are labelled; train, valid and test hold labelled rows
+  only, and ``[L, E)`` is kept unlabelled as ``recent`` (today's feature mix, for adaptation).
+* ``standard`` windows are half-open and contiguous, newest last: test = ``[L - test_days, L)``,
+  valid = ``[L - test_days - valid_days, L - test_days)``, train = ``[L - total_days, ...)``.
+* After a recorded change at day ``c`` inside those windows (:func:`plan_windows`):
+  ``anchored``: test and valid are cut from the labelled rows *after* ``c`` (the newest third
+  and the third before it, by rows, capped at test_days and valid_days) and training takes the
+  rest of the window: post-change rows plus the pre-change rows, which the train stage weights
+  (``adaptation.pre_change``); ``covariate``: too few labelled rows after ``c`` for a sound
+  test (or a label-free covariate-shift retrain): standard windows, and the train and evaluate
+  stages weight labelled rows towards the feature mix after ``c`` (importance weighting).
+* A row stamped exactly on a boundary belongs to the later window; rows outside the windows or
+  without a timestamp are dropped. Every train timestamp precedes every valid one, and every
+  valid one every test one, or :class:`LeakageError` is raised; an empty window raises
+  :class:`EmptySplitError`.
+* The reference profile describes the rows the model is fitted to: the train window
+  (standard), the rows after the change (anchored: labelled and recent), or the recent rows
+  after the change (covariate). ``reference.parquet`` holds the rows the monitor's score
+  references are computed on: the test window, or the recent post-change rows (covariate).
 * Derived features are computed by :class:`DerivedFeatures`, a stateless sklearn transformer,
   as the first step of every model pipeline built by :func:`build_preprocessor`, so training
   and serving run the same code on raw columns. Categories unseen at fit time never crash
@@ -27,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -77,6 +92,10 @@ class Split(Record):
         data_interval_end: ISO datetime the windows end at (exclusive).
         source_uri: the clean snapshot the windows were cut from.
         source_sha256: sha256 of the source file's bytes (lineage when no snapshot hash is known).
+        labelled_end: ISO instant before which rows are labelled (``data_interval_end - d``).
+        recent_uri: unlabelled rows ``[labelled_end, data_interval_end)`` ("" when none).
+        reference_uri: rows the monitor's score references are computed on.
+        plan: :class:`WindowPlan` as a dict.
     """
 
     train_uri: str
@@ -88,15 +107,39 @@ class Split(Record):
     data_interval_end: str
     source_uri: str = ""
     source_sha256: str = ""
+    labelled_end: str = ""
+    recent_uri: str = ""
+    reference_uri: str = ""
+    plan: dict[str, Any] = field(default_factory=dict)
 
     def window_uri(self, name: str) -> str:
         """The parquet URI of window ``name`` (``train``, ``valid`` or ``test``)."""
         return {"train": self.train_uri, "valid": self.valid_uri, "test": self.test_uri}[name]
 
 
+@dataclass(frozen=True)
+class WindowPlan(Record):
+    """How a run's windows were chosen.
+
+    Attributes:
+        kind: ``standard``, ``anchored`` or ``covariate`` (see the module docstring).
+        reason: one sentence for the decision record.
+        change_point: ``YYYY-MM-DD`` of the change the windows are anchored at, or ``None``.
+        post_change_rows: labelled rows after the change in train, valid and test.
+        labelled_end: ISO instant before which rows are labelled.
+    """
+
+    kind: str
+    reason: str
+    change_point: str | None = None
+    post_change_rows: int = 0
+    labelled_end: str = ""
+
+
 def window_bounds(spec: "ModelSpec", data_interval_end: datetime) -> dict[str, tuple[datetime, datetime]]:
-    """``{"train": (start, end), "valid": ..., "test": ...}``, half-open, UTC when naive."""
-    end = _utc(data_interval_end)
+    """Standard windows ``{"train": (start, end), "valid": ..., "test": ...}``, half-open, UTC,
+    ending at the labelled end ``data_interval_end - label_delay_days``."""
+    end = _utc(data_interval_end) - timedelta(days=spec.label_delay_days)
     w = spec.windows
     test_start = end - timedelta(days=w.test_days)
     valid_start = test_start - timedelta(days=w.valid_days)
@@ -104,14 +147,70 @@ def window_bounds(spec: "ModelSpec", data_interval_end: datetime) -> dict[str, t
     return {"train": (train_start, valid_start), "valid": (valid_start, test_start), "test": (test_start, end)}
 
 
-def split_frame(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime
+def plan_windows(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime, *,
+                 change_point: str | None = None, mode: str | None = None
+                 ) -> tuple[dict[str, tuple[datetime, datetime]], WindowPlan]:
+    """Choose the windows of a run (see the module docstring).
+
+    Args:
+        spec: the model spec.
+        df: the run's rows (timestamps decide the anchored boundaries).
+        data_interval_end: the run's as-of.
+        change_point: ``YYYY-MM-DD`` of a recorded change, or ``None``.
+        mode: ``covariate`` forces the label-free plan after a change (standard windows,
+            weighted towards the post-change mix); otherwise the plan is anchored when enough
+            labelled rows follow the change.
+
+    Returns:
+        ``(bounds, plan)``.
+    """
+    bounds = window_bounds(spec, data_interval_end)
+    labelled_end = bounds["test"][1]
+    plan = WindowPlan("standard", f"standard windows ending at the labelled end {labelled_end.isoformat()} "
+                      f"(labels arrive {spec.label_delay_days} day(s) late)", labelled_end=labelled_end.isoformat())
+    if not change_point:
+        return bounds, plan
+    c = _utc(datetime.fromisoformat(change_point))
+    start = bounds["train"][0]
+    if c <= start:
+        plan = WindowPlan("standard", f"the recorded change on {change_point} is before the training window: "
+                          "standard windows", change_point=change_point, labelled_end=labelled_end.isoformat())
+        return bounds, plan
+    ts = _as_utc_series(df[spec.timestamp_column])
+    after = ((ts >= pd.Timestamp(c)) & (ts < pd.Timestamp(labelled_end))).to_numpy(dtype=bool, na_value=False)
+    post = np.sort(ts[after].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"))
+    need = spec.adaptation.min_post_change_rows
+    if mode == "covariate" or post.size < need or c >= labelled_end:
+        why = ("a label-free covariate-shift retrain" if mode == "covariate" else
+               f"only {post.size} labelled rows after the change on {change_point} (a sound test needs "
+               f"adaptation.min_post_change_rows {need})")
+        plan = WindowPlan("covariate", f"{why}: standard windows, labelled rows weighted towards the feature mix "
+                          f"after {change_point}", change_point=change_point, post_change_rows=int(post.size),
+                          labelled_end=labelled_end.isoformat())
+        return bounds, plan
+    w = spec.windows
+    stamp = lambda i: pd.Timestamp(post[i]).tz_localize("UTC").to_pydatetime()  # noqa: E731
+    test_start = max(stamp(post.size * 2 // 3), labelled_end - timedelta(days=w.test_days))
+    before_test = int(np.searchsorted(post, np.datetime64(pd.Timestamp(test_start).tz_convert(None)), side="left"))
+    valid_start = max(stamp(before_test // 2) if before_test else c, test_start - timedelta(days=w.valid_days), c)
+    anchored = {"train": (start, valid_start), "valid": (valid_start, test_start), "test": (test_start, labelled_end)}
+    plan = WindowPlan(
+        "anchored", f"windows anchored at the change on {change_point}: test and valid hold only labelled rows "
+        f"after it ({post.size} in all), training takes the rest of the window with pre-change rows weighted",
+        change_point=change_point, post_change_rows=int(post.size), labelled_end=labelled_end.isoformat())
+    return anchored, plan
+
+
+def split_frame(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime, *,
+                bounds: dict[str, tuple[datetime, datetime]] | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Cut ``df`` into train, valid and test windows on ``spec.timestamp_column``.
 
     Args:
-        spec: the model spec (timestamp column and window day counts).
+        spec: the model spec (timestamp column, window day counts, label delay).
         df: rows to split; rows outside the three windows or without a timestamp are dropped.
-        data_interval_end: exclusive end of the test window (naive datetimes are taken as UTC).
+        data_interval_end: the run's as-of (naive datetimes are taken as UTC).
+        bounds: the windows (default: :func:`window_bounds`).
 
     Returns:
         ``(train, valid, test)``, each sorted by timestamp with a fresh index.
@@ -124,7 +223,7 @@ def split_frame(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime
     if ts_col not in df.columns:
         raise SplitError(f"timestamp column {ts_col!r} is missing; columns are {sorted(df.columns)}")
     ts = _as_utc_series(df[ts_col])
-    bounds = window_bounds(spec, data_interval_end)
+    bounds = bounds or window_bounds(spec, data_interval_end)
     parts: list[pd.DataFrame] = []
     for name in WINDOW_NAMES:
         start, end = bounds[name]
@@ -143,16 +242,19 @@ def split_frame(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime
 
 
 def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefix: str,
-                      data_interval_end: datetime) -> Split:
-    """Write the out-of-time windows and the train-window reference profile of one run.
+                      data_interval_end: datetime, *, change_point: str | None = None,
+                      mode: str | None = None) -> Split:
+    """Write the windows, the unlabelled recent rows and the reference profile of one run.
 
     Args:
         spec: the model spec.
-        clean_uri: the validated snapshot parquet (quarantined rows already removed).
+        clean_uri: the validated snapshot parquet (quarantined rows already removed; targets of
+            rows after the labelled end already nulled).
         store: storage for ``clean_uri`` and ``out_prefix``.
-        out_prefix: run prefix; ``train.parquet``, ``valid.parquet``, ``test.parquet`` and
-            ``profile.json`` are written (or overwritten) below it.
-        data_interval_end: exclusive end of the test window.
+        out_prefix: run prefix; the window files and ``profile.json`` are written below it.
+        data_interval_end: the run's as-of.
+        change_point: a recorded change to anchor at (see :func:`plan_windows`).
+        mode: ``covariate`` for a label-free covariate-shift retrain.
 
     Returns:
         The :class:`Split` record.
@@ -163,18 +265,46 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     """
     raw = store.read_bytes(clean_uri)
     df = _parquet_frame(raw, clean_uri)
-    parts = dict(zip(WINDOW_NAMES, split_frame(spec, df, data_interval_end)))
-    bounds = window_bounds(spec, data_interval_end)
+    bounds, plan = plan_windows(spec, df, data_interval_end, change_point=change_point, mode=mode)
+    labelled_end = bounds["test"][1]
+    ts = _as_utc_series(df[spec.timestamp_column])
+    late = (ts >= pd.Timestamp(labelled_end)).to_numpy(dtype=bool, na_value=False)
+    recent = df.loc[late].drop(columns=[spec.target_column], errors="ignore").reset_index(drop=True)
+    parts = dict(zip(WINDOW_NAMES, split_frame(spec, df.loc[~late], data_interval_end, bounds=bounds)))
     uris = {name: store.write_parquet(join(out_prefix, f"{name}.parquet"), part) for name, part in parts.items()}
-    profile = build_profile(parts["train"], spec, window=bounds["train"])
+    recent_uri = store.write_parquet(join(out_prefix, "recent.parquet"), recent) if len(recent) else ""
+    profile_rows, profile_window, reference = _reference_rows(spec, plan, parts, recent, bounds, data_interval_end)
+    reference_uri = store.write_parquet(join(out_prefix, "reference.parquet"), reference)
+    profile = build_profile(profile_rows, spec, window=profile_window)
+    profile["plan"] = plan.kind
     profile_uri = store.write_json(join(out_prefix, "profile.json"), profile)
     return Split(
         train_uri=uris["train"], valid_uri=uris["valid"], test_uri=uris["test"], profile_uri=profile_uri,
         windows={n: [s.isoformat(), e.isoformat()] for n, (s, e) in bounds.items()},
-        rows={n: int(len(p)) for n, p in parts.items()},
+        rows={n: int(len(p)) for n, p in parts.items()} | {"recent": int(len(recent))},
         data_interval_end=_utc(data_interval_end).isoformat(),
         source_uri=clean_uri, source_sha256=hashlib.sha256(raw).hexdigest(),
+        labelled_end=labelled_end.isoformat(), recent_uri=recent_uri, reference_uri=reference_uri,
+        plan=plan.to_dict(),
     )
+
+
+def _reference_rows(spec: "ModelSpec", plan: WindowPlan, parts: dict[str, pd.DataFrame], recent: pd.DataFrame,
+                    bounds: dict[str, tuple[datetime, datetime]], as_of: datetime
+                    ) -> tuple[pd.DataFrame, tuple[Any, Any], pd.DataFrame]:
+    """(profile rows, their window, score-reference rows) for the plan (see the module docstring)."""
+    if plan.kind == "standard":
+        return parts["train"], bounds["train"], parts["test"]
+    c = pd.Timestamp(_utc(datetime.fromisoformat(plan.change_point or "")))
+    recent_after = recent.loc[(_as_utc_series(recent[spec.timestamp_column]) >= c).to_numpy(dtype=bool)] \
+        if len(recent) else recent
+    if plan.kind == "covariate":
+        if len(recent_after) >= spec.drift.min_window_rows:
+            return recent_after, (c, _utc(as_of)), recent_after
+        return parts["train"], bounds["train"], parts["test"]
+    post = [p.loc[(_as_utc_series(p[spec.timestamp_column]) >= c).to_numpy(dtype=bool)] for p in parts.values()]
+    rows = pd.concat([*post, recent_after], ignore_index=True)
+    return rows, (c, _utc(as_of)), parts["test"]
 
 
 class DerivedFeatures(TransformerMixin, BaseEstimator):

@@ -1,18 +1,23 @@
-"""The monitor run as plain functions, one per DAG task: is the champion still fit for the data?
+"""The monitor run as plain functions, one per DAG task: is the champion still worth keeping?
 
 Contract:
 * :func:`champion_step` raises :class:`NoChampion` when the registry has no champion (the DAG
   skips the run with that message: nothing to monitor yet is not a failure).
 * :func:`ingest_step` snapshots the monitor window ``[as_of - monitor_days, as_of)`` and the
   window whose labels have arrived (``label_delay_days`` earlier) with the same ingestion as
-  training, under ``<artifact_root>/<model>/monitor/<YYYY-MM-DD>/{current,labelled}/``.
-* :func:`validate_step` validates the window with the model's suite. Bad data is reported as
-  bad data: ``decision.json`` says so (``retrain: false``, ``status: bad_data``) and the run
-  fails -- it is never measured as drift.
-* :func:`measure_step` measures drift against the champion's reference profile, applies the
-  retraining rule over the recorded history, writes ``drift.json``, ``decision.json`` and
-  ``report.html``, logs an MLflow run in ``<model>-monitoring``, and returns the conf a
-  triggered retrain run carries.
+  training, under ``<artifact_root>/<model>/monitor/<YYYY-MM-DD>/{current,labelled}/``. The
+  labelled window is only used once it lies after the champion's own labelled data (earlier
+  rows were its training or test rows: judging it there would flatter it).
+* :func:`validate_step` validates the windows with the model's suite (the target only where its
+  label has arrived). Bad data is reported as bad data: ``decision.json`` says so
+  (``retrain: false``, ``status: bad_data``) and the run fails -- it is never measured as drift.
+* :func:`measure_step` measures feature and prediction drift against the champion's reference
+  profile (:mod:`pipeline.drift`), observes the champion's primary metric -- realised on the
+  labelled window, and estimated without labels on the current window for binary models
+  (:mod:`pipeline.estimate`) -- and applies the retraining rule over the recorded history
+  (:mod:`pipeline.retraining`). It writes ``drift.json``, ``decision.json`` and ``report.html``,
+  logs an MLflow run in ``<model>-monitoring``, and returns the conf a triggered retrain carries
+  (``change_point`` and ``mode`` tell it how to anchor its windows).
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from typing import Any
 from pipeline.artifacts import day_key
 from pipeline.errors import DriftlineError
 from pipeline.runenv import RunEnv, log_text_artifacts
-from pipeline.storage import join
+from pipeline.storage import StorageError, join
 
 log = logging.getLogger(__name__)
 
-CHAMPION_ARTIFACTS = ("profile.json", "feature_importance.json", "reference_scores.json")
+#: Artifacts of a champion trained before per-role monitoring references existed.
+LEGACY_ARTIFACTS = ("feature_importance.json", "reference_scores.json")
 
 
 class NoChampion(DriftlineError):
@@ -43,15 +49,22 @@ class MonitorError(DriftlineError):
 
 
 def champion_step(env: RunEnv) -> dict:
-    """The current champion: version, run, model URI and the data end it was trained to."""
+    """The current champion: version, run, model URI, role, the data it could read and the
+    change its windows were anchored at."""
     from pipeline import registry
 
     champion = registry.get_champion(env.mlflow_client(), env.spec)
     if champion is None:
         raise NoChampion(f"no champion for {env.spec.registry_name} yet: nothing to monitor. "
                          f"Run retrain__{env.spec.name} first; it creates the first champion.")
+    tags = champion.tags
+    data_end = champion.data_interval_end
+    labelled_end = tags.get("driftline.labelled_end") or data_end
     return {"version": champion.version, "run_id": champion.run_id, "model_uri": champion.uri,
-            "data_interval_end": champion.data_interval_end}
+            "data_interval_end": data_end, "labelled_end": labelled_end,
+            "role": tags.get("driftline.role", "candidate"),
+            "change_point": tags.get("driftline.change_point") or None,
+            "post_change_rows": int(tags.get("driftline.post_change_rows") or 0)}
 
 
 def ingest_step(env: RunEnv, champion: dict) -> dict:
@@ -62,9 +75,14 @@ def ingest_step(env: RunEnv, champion: dict) -> dict:
     store.delete(env.monitor_prefix)
     current = ingest(spec, env.as_of, store, join(env.monitor_prefix, "current"),
                      days=spec.windows.monitor_days, s3_client=env.source_s3_client, pg_uri=env.pg_uri)
-    labelled_end = env.as_of - timedelta(days=spec.drift.label_delay_days)
     labelled = None
-    if spec.drift.label_delay_days > 0:
+    labelled_end = env.labelled_end
+    start = labelled_end - timedelta(days=spec.windows.monitor_days)
+    champion_labels = champion.get("labelled_end")
+    if spec.label_delay_days > 0 and champion_labels and start.isoformat() < _iso(champion_labels):
+        log.info("labelled window [%s, %s) overlaps the champion's own labelled data (up to %s): realised "
+                 "performance waits for later windows", start.date(), labelled_end.date(), champion_labels)
+    elif spec.label_delay_days > 0:
         try:
             labelled = ingest(spec, labelled_end, store, join(env.monitor_prefix, "labelled"),
                               days=spec.windows.monitor_days, s3_client=env.source_s3_client,
@@ -72,6 +90,12 @@ def ingest_step(env: RunEnv, champion: dict) -> dict:
         except EmptyWindow as err:
             log.info("no labelled window yet: %s", err)
     return {"current": current.to_dict(), "labelled": labelled}
+
+
+def _iso(value: str) -> str:
+    from pipeline.runenv import to_as_of
+
+    return to_as_of(value).isoformat()
 
 
 def _bad_data_record(env: RunEnv, error: DriftlineError, rows: int) -> dict:
@@ -94,88 +118,161 @@ def validate_step(env: RunEnv, window: dict) -> dict:
 
     spec, store = env.spec, env.store
     try:
-        current = validate(spec, window["current"]["uri"], store, join(env.monitor_prefix, "current")).to_dict()
+        current = validate(spec, window["current"]["uri"], store, join(env.monitor_prefix, "current"),
+                           labelled_before=env.labelled_end).to_dict()
     except ValidationFailed as err:
         store.write_json(join(env.monitor_prefix, "decision.json"), _bad_data_record(env, err, window["current"]["rows"]))
         raise
     labelled = None
     if window.get("labelled"):
         try:
-            labelled = validate(spec, window["labelled"]["uri"], store, join(env.monitor_prefix, "labelled")).to_dict()
+            labelled = validate(spec, window["labelled"]["uri"], store, join(env.monitor_prefix, "labelled"),
+                                labelled_before=env.labelled_end).to_dict()
         except ValidationFailed as err:
             log.warning("labelled window failed validation; realised performance not measured: %s", err)
     return {"current": current, "labelled": labelled}
 
 
-def _champion_artifacts(client: Any, run_id: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def champion_references(client: Any, spec: Any, champion: dict) -> dict[str, Any]:
+    """What the monitor compares with: the champion run's ``profile.json`` and its role's
+    ``monitoring_<role>.json`` (or, for an older champion, the legacy artifacts and test metric)."""
+    from pipeline.retrain import champion_reference
+
+    run_id = champion["run_id"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name in CHAMPION_ARTIFACTS:
+        try:
+            profile = json.loads(Path(client.download_artifacts(run_id, "profile.json", tmp)).read_text())
+        except Exception as err:
+            raise MonitorError(f"champion run {run_id} has no profile.json ({err}); it was not trained by "
+                               "driftline's train stage -- retrain to create a monitorable champion") from None
+    ref = champion_reference(client, run_id, champion.get("role", "candidate"))
+    if ref:
+        return {"profile": profile, **ref}
+    legacy: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in LEGACY_ARTIFACTS:
             try:
-                path = client.download_artifacts(run_id, name, tmp)
+                legacy[name] = json.loads(Path(client.download_artifacts(run_id, name, tmp)).read_text())
             except Exception as err:
-                raise MonitorError(f"champion run {run_id} has no {name} ({err}); it was not trained by "
-                                   f"driftline's train stage -- retrain to create a monitorable champion") from None
-            out[name] = json.loads(Path(path).read_text())
+                raise MonitorError(f"champion run {run_id} has neither monitoring_{champion['role']}.json nor "
+                                   f"{name} ({err}): retrain to create a monitorable champion") from None
+    metrics = client.get_run(run_id).data.metrics
+    return {"profile": profile, "feature_importance": legacy["feature_importance.json"],
+            "reference_scores": legacy["reference_scores.json"], "calibration": None, "estimated_reference": None,
+            "test_metric": {"estimate": metrics.get(f"test_{spec.primary_metric}"), "se": None}}
+
+
+def observe(env: RunEnv, champion: dict, refs: dict[str, Any], model: Any, current: Any, current_scores: Any,
+            labelled: Any) -> list[Any]:
+    """Today's observations of the champion's primary metric: realised on the labelled window,
+    estimated (binary, label-free) on the current window."""
+    from pipeline import metrics
+    from pipeline.estimate import ESTIMABLE, Calibration, estimate_performance
+    from pipeline.features import score
+    from pipeline.retraining import observation
+
+    spec = env.spec
+    metric = spec.primary_metric
+    test = refs.get("test_metric") or {}
+    out = []
+    window_days = spec.windows.monitor_days
+    if labelled is not None and len(labelled) >= spec.drift.min_window_rows:
+        y = labelled[spec.target_column].to_numpy(dtype=float)
+        r = metrics.realised(spec.task, metric, y, score(spec, model, labelled), threshold=spec.params.decision_threshold,
+                             confidence=spec.promotion.confidence, n_boot=spec.drift.n_bootstrap,
+                             seed=int(env.as_of.timestamp()) % 2**31)
+        day = day_key(env.labelled_end - timedelta(days=window_days))
+        out.append(observation(spec, day=day, source="realised", value=r["estimate"], se=r["se"], lower=r["lower"],
+                               upper=r["upper"], reference=test.get("estimate"), reference_se=test.get("se"),
+                               rows=len(labelled), champion_version=champion["version"]))
+    est_ref = refs.get("estimated_reference") or {}
+    if (spec.task == "binary" and refs.get("calibration") and metric in ESTIMABLE and current_scores is not None
+            and len(current) >= spec.drift.min_window_rows):
+        e = estimate_performance(metric, current_scores, Calibration.from_dict(refs["calibration"]),
+                                 threshold=spec.params.decision_threshold, confidence=spec.promotion.confidence,
+                                 n_bootstrap=spec.drift.n_bootstrap, seed=int(env.as_of.timestamp()) % 2**31)
+        day = day_key(env.as_of - timedelta(days=window_days))
+        out.append(observation(spec, day=day, source="estimated", value=e["estimate"], se=e["se"], lower=e["lower"],
+                               upper=e["upper"], reference=est_ref.get("estimate"), reference_se=est_ref.get("se"),
+                               rows=len(current), champion_version=champion["version"]))
+    return [o for o in out if o is not None]
+
+
+def retrain_outcomes(env: RunEnv, request_days: list[str]) -> dict[str, str]:
+    """Status of the retrain run each earlier request started (missing: not run yet)."""
+    out = {}
+    for day in request_days:
+        uri = join(env.settings.artifact_root, env.spec.name, "runs", day, "decision.json")
+        try:
+            record = env.store.read_json(uri)
+        except StorageError:
+            continue
+        if (record.get("trigger") or {}).get("kind") == "drift":
+            out[day] = str(record.get("status"))
     return out
 
 
 def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
-    """Measure drift, apply the retraining rule, write the record and report, log to MLflow."""
-    from pipeline.drift import decide_retrain, load_history, measure_drift, render_report
+    """Measure drift, observe performance, apply the retraining rule, write the record and
+    report, log to MLflow."""
+    from pipeline.drift import measure_drift
+    from pipeline.drift_report import render_report
     from pipeline.features import score
+    from pipeline.retraining import ChampionState, decide_retrain, load_history
 
     spec, store, client = env.spec, env.store, env.mlflow_client()
-    refs = _champion_artifacts(client, champion["run_id"])
-    run = client.get_run(champion["run_id"])
-    test_metric = run.data.metrics.get(f"test_{spec.primary_metric}")
+    refs = champion_references(client, spec, champion)
     model = env.load_model(champion["model_uri"])
-
     current = store.read_parquet(validated["current"]["clean_uri"])
-    labelled = labelled_scores = None
+    labelled = None
     if validated.get("labelled"):
         labelled = store.read_parquet(validated["labelled"]["clean_uri"])
-        labelled_scores = score(spec, model, labelled) if len(labelled) else None
-        labelled = labelled if labelled_scores is not None else None
+        labelled = labelled[labelled[spec.target_column].notna()] if len(labelled) else None
+    current_scores = score(spec, model, current) if len(current) else None
     start = env.as_of - timedelta(days=spec.windows.monitor_days)
     report = measure_drift(
-        spec, refs["profile.json"], current,
-        feature_importance=refs["feature_importance.json"],
-        current_scores=score(spec, model, current) if len(current) else None,
-        reference_scores=refs["reference_scores.json"],
-        labelled=labelled, labelled_scores=labelled_scores, champion_test_metric=test_metric,
+        spec, refs["profile"], current, feature_importance=refs.get("feature_importance"),
+        current_scores=current_scores, reference_scores=refs.get("reference_scores"),
         window=(start.isoformat(), env.as_of.isoformat()),
     )
-    monitor_root = join(env.settings.artifact_root, spec.name, "monitor")
-    history = load_history(store, monitor_root, env.day)
-    champion_end = day_key(champion["data_interval_end"]) if champion.get("data_interval_end") else None
-    new_rows = report.rows + sum(h.rows for h in history if champion_end is None or h.day > champion_end)
-    decision = decide_retrain(report, history, spec.drift, day=env.day, champion_data_end=champion_end,
-                              new_rows_since_champion=new_rows)
+    observations = [] if report.insufficient else observe(env, champion, refs, model, current, current_scores,
+                                                          labelled)
+    history = load_history(store, join(env.settings.artifact_root, spec.name, "monitor"), env.day)
+    outcomes = retrain_outcomes(env, [r.day for r in history if r.retrain])
+    state = ChampionState(
+        version=str(champion["version"]), data_end=day_key(champion.get("data_interval_end") or env.day),
+        labelled_end=day_key(champion.get("labelled_end") or champion.get("data_interval_end") or env.day),
+        change_point=champion.get("change_point"), post_change_rows=int(champion.get("post_change_rows") or 0))
+    decision = decide_retrain(spec, day=env.day, champion=state, observations=observations,
+                              feature_drift=report.summary(spec.drift), rows=report.rows, history=history,
+                              retrain_outcomes=outcomes, insufficient=report.insufficient)
 
     decision_uri = join(env.monitor_prefix, "decision.json")
     report_uri = join(env.monitor_prefix, "report.html")
-    trigger_conf = {
-        "trigger": "drift",
-        "reason": decision.trigger_reason or "; ".join(decision.reasons)[:500],
-        "report_uri": report_uri,
-        "decision_uri": decision_uri,
-        "monitor_run_id": env.trigger.get("run_id"),
-        "as_of_date": env.day,
-    } if decision.retrain else None
-    record = {**decision.to_dict(), "status": "retrain" if decision.retrain else "no_retrain",
-              "champion_version": champion["version"], "champion_run_id": champion["run_id"],
-              "trigger": env.trigger, "trigger_conf": trigger_conf}
+    trigger_conf = None
+    if decision.retrain:
+        trigger_conf = {
+            "trigger": "drift", "kind": decision.kind, "mode": decision.mode, "change_point": decision.anchor,
+            "reason": decision.trigger_reason[:500], "report_uri": report_uri, "decision_uri": decision_uri,
+            "monitor_run_id": env.trigger.get("run_id"), "as_of_date": env.day,
+            "expected_loss": (decision.forecast or {}).get("expected_loss"),
+        }
+    record = {**decision.to_dict(), "retrain_kind": decision.kind, "champion_version": champion["version"],
+              "champion_run_id": champion["run_id"], "champion_role": champion.get("role"),
+              "feature_drift": report.summary(spec.drift), "trigger": env.trigger, "trigger_conf": trigger_conf}
     drift_uri = store.write_json(join(env.monitor_prefix, "drift.json"), report.to_dict())
-    html = render_report(report, decision, title=f"{spec.name}: drift on {env.day} vs champion v{champion['version']}")
+    html = render_report(report, decision, title=f"{spec.name}: monitor {env.day}, champion v{champion['version']}")
     store.write_text(report_uri, html)
     record["artifacts"] = {"drift": drift_uri, "report": report_uri}
-    run_info = _log_monitor_run(env, client, report, record, html)
+    run_info = _log_monitor_run(env, client, report, decision, record, html)
     record["links"] = {"mlflow_run": run_info["url"]}
     store.write_json(decision_uri, record)
-    log.info("monitor %s on %s: %s -- %s", spec.name, env.day, record["status"], "; ".join(decision.reasons))
+    log.info("monitor %s on %s: %s", spec.name, env.day, decision.status)
+    for reason in decision.reasons:
+        log.info("  - %s", reason)
     return {
         "retrain": decision.retrain,
+        "status": decision.status,
         "signal": decision.signal,
         "reasons": decision.reasons,
         "decision_uri": decision_uri,
@@ -185,7 +282,7 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     }
 
 
-def _log_monitor_run(env: RunEnv, client: Any, report: Any, record: dict, html: str) -> dict:
+def _log_monitor_run(env: RunEnv, client: Any, report: Any, decision: Any, record: dict, html: str) -> dict:
     from pipeline.storage import dumps
 
     name = f"{env.spec.name}-monitoring"
@@ -194,14 +291,19 @@ def _log_monitor_run(env: RunEnv, client: Any, report: Any, record: dict, html: 
     run = client.create_run(experiment_id, run_name=f"monitor-{env.day}", tags={
         "driftline.model": env.spec.name, "driftline.window_end": env.as_of.isoformat(),
         "driftline.champion_version": str(record["champion_version"]),
-        "driftline.decision": record["status"], **env.lineage})
+        "driftline.decision": decision.status, **env.lineage})
     run_id = run.info.run_id
     metrics = {"weighted_drift": report.weighted_drift, "drifted_features": len(report.drifted_features),
-               "rows": report.rows, "retrain": float(record["retrain"]), "signal": float(record["signal"])}
+               "rows": report.rows, "retrain": float(decision.retrain), "signal": float(decision.signal)}
     if report.prediction:
         metrics["prediction_psi"] = report.prediction["psi"]
-    if report.performance and report.performance.get("value") is not None:
-        metrics[f"realised_{report.performance['metric']}"] = report.performance["value"]
+    for obs in decision.observations:
+        metrics[f"{obs['source']}_{obs['metric']}"] = obs["value"]
+        metrics[f"{obs['source']}_deficit"] = obs["deficit"]
+    if decision.series:
+        metrics["cusum"] = decision.series[-1].get("cusum", 0.0)
+    if decision.forecast:
+        metrics["expected_loss"] = decision.forecast["expected_loss"]
     for feature, entry in report.features.items():
         if entry.get("value") is not None:
             metrics[f"drift_{feature}"] = entry["value"]

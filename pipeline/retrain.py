@@ -11,7 +11,15 @@ Contract:
   :class:`RunFailed` if any step failed -- so a failed validation fails the run, while a
   failing gate is a successful run that ends "not promoted" with its reasons.
 * The champion is only ever moved by :func:`promote_step`, through the registry's
-  compare-and-set; a dry run or a failed gate registers the candidate and moves nothing.
+  compare-and-set; a dry run or a failed gate registers the candidate and moves nothing. The
+  model promoted is the challenger the promotion rule chose (:mod:`pipeline.promotion`): the
+  XGBoost candidate, or the simpler baseline when it is as good.
+* Labels arrive late: the run reads ``[as_of - label_delay - total_days, as_of)``, validates the
+  target only on rows older than ``as_of - label_delay`` and trains, validates and tests on those.
+* After a recorded change (a drift-triggered run carries the monitor's ``change_point`` and
+  ``mode`` in its conf; a scheduled run looks up the latest change the monitor recorded) the
+  windows are anchored there and pre-change rows weighted (:mod:`pipeline.features`,
+  :mod:`pipeline.adaptation`).
 """
 
 from __future__ import annotations
@@ -67,29 +75,52 @@ def _now() -> str:
 
 @recorded("ingest")
 def ingest_step(env: RunEnv) -> dict:
-    """Clear this date's prefix, then snapshot the spec's training window before ``env.as_of``."""
+    """Clear this date's prefix, then snapshot ``[as_of - label_delay - total_days, as_of)``."""
     from pipeline.ingest import ingest
 
     env.store.delete(env.run_prefix)
     snapshot = ingest(env.spec, env.as_of, env.store, env.run_prefix,
+                      days=env.spec.windows.total_days + env.spec.label_delay_days,
                       s3_client=env.source_s3_client, pg_uri=env.pg_uri)
     return snapshot.to_dict()
 
 
 @recorded("validate")
 def validate_step(env: RunEnv, snapshot: dict) -> dict:
-    """Validate the snapshot with the model's suite; quarantine bad rows (raises ValidationFailed)."""
+    """Validate the snapshot with the model's suite; quarantine bad rows (raises ValidationFailed).
+    The target is judged only on rows whose label has arrived."""
     from pipeline.validate import validate
 
-    return validate(env.spec, snapshot["uri"], env.store, env.run_prefix).to_dict()
+    return validate(env.spec, snapshot["uri"], env.store, env.run_prefix,
+                    labelled_before=env.labelled_end).to_dict()
+
+
+def change_anchor(env: RunEnv) -> tuple[str | None, str | None, str]:
+    """``(change_point, mode, where)`` the run's windows anchor at: the monitor's conf of a
+    drift-triggered run, else the latest change the monitor recorded before the run's date."""
+    from pipeline.retraining import recorded_change
+
+    if env.trigger.get("change_point"):
+        return str(env.trigger["change_point"]), env.trigger.get("mode"), "the monitor's retrain request"
+    if env.trigger.get("kind") == "backfill":
+        return None, None, "backfills recompute history with standard windows"
+    change = recorded_change(env.store, join(env.settings.artifact_root, env.spec.name, "monitor"), env.day)
+    if change:
+        return str(change["day"]), None, f"the change the monitor recorded (detected {change.get('alarm_day')})"
+    return None, None, "no change recorded"
 
 
 @recorded("split")
 def split_step(env: RunEnv, validation: dict) -> dict:
-    """Out-of-time split of the clean rows and the training window's reference profile."""
+    """Out-of-time split of the labelled clean rows (anchored at a recorded change, if any) and
+    the reference profile."""
     from pipeline.features import split_and_profile
 
-    return split_and_profile(env.spec, validation["clean_uri"], env.store, env.run_prefix, env.as_of).to_dict()
+    change_point, mode, where = change_anchor(env)
+    split = split_and_profile(env.spec, validation["clean_uri"], env.store, env.run_prefix, env.as_of,
+                              change_point=change_point, mode=mode).to_dict()
+    split["plan"]["anchor_source"] = where
+    return split
 
 
 def _lineage(env: RunEnv) -> dict[str, str]:
@@ -124,54 +155,130 @@ def train_step(env: RunEnv, split: dict) -> dict:
 
 @recorded("evaluate")
 def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
-    """Score candidate, baseline and champion on the test window; apply the promotion gates.
+    """Score candidate, baseline and champion on the test window; apply the promotion rule.
 
-    Also stores what the monitor later needs on the candidate's run: its test metrics and its
-    score profile on the test window (``reference_scores.json``).
+    Also stores on the training run what the monitor later needs of whichever challenger gets
+    promoted: ``monitoring/<role>.json`` (test metric, feature importance, score profile,
+    calibration and label-free reference; see :func:`monitoring_reference`).
     """
     from pipeline import registry
-    from pipeline.evaluate import decide, evaluate
-    from pipeline.features import score
-    from pipeline.profile import score_profile
+    from pipeline.evaluate import evaluate
+    from pipeline.promotion import decide
 
     spec, client = env.spec, env.mlflow_client()
     champion = registry.get_champion(client, spec)
     test_df = env.store.read_parquet(split["test_uri"])
-    candidate = env.load_model(trained["model_uri"])
-    baseline = env.load_model(trained["baseline_uri"])
+    weights = (env.store.read_parquet(trained["test_weights_uri"])["weight"].to_numpy()
+               if trained.get("test_weights_uri") else None)
+    models = {"candidate": env.load_model(trained["model_uri"]), "baseline": env.load_model(trained["baseline_uri"])}
     champion_model = env.load_model(champion.uri) if champion else None
+    champion_ref = (champion_reference(client, champion.run_id, champion.tags.get("driftline.role", "candidate"))
+                    if champion else {})
     evaluation = evaluate(
-        spec, test_df, candidate, baseline, champion_model,
+        spec, test_df, models["candidate"], models["baseline"], champion_model,
         candidate_info={"data_interval_end": env.as_of.isoformat(), "run_id": trained["run_id"]},
         champion_info={"data_interval_end": champion.data_interval_end or "", "version": champion.version,
-                       "run_id": champion.run_id} if champion else None,
+                       "run_id": champion.run_id,
+                       "test_metric": (champion_ref.get("test_metric") or {}).get("estimate")} if champion else None,
+        weights=weights, weights_info={"kind": "importance", "towards": split["plan"].get("change_point")},
+        trigger=str(env.trigger.get("kind") or "manual"),
+        test_window={"window": split["windows"]["test"], "plan": split["plan"]},
         store=env.store, out_uri=join(env.run_prefix, "evaluation.json"),
     )
-    decision = decide(evaluation.evidence(), spec.promotion, primary_metric=spec.primary_metric,
+    decision = decide(evaluation.evidence(), spec.promotion, spec.costs, primary_metric=spec.primary_metric,
                       force=env.force_promote, reason=env.reason)
 
-    scores = score(spec, candidate, test_df)
     run_id = trained["run_id"]
-    for metric, ci in evaluation.metrics["candidate"].items():
-        if ci.get("estimate") is not None:
-            client.log_metric(run_id, f"test_{metric}", float(ci["estimate"]))
-    for role in ("baseline", "champion"):
-        for metric, ci in evaluation.metrics.get(role, {}).items():
+    for role, values in evaluation.metrics.items():
+        prefix = "test_" if role == "candidate" else f"{role}_test_"
+        for metric, ci in values.items():
             if ci.get("estimate") is not None:
-                client.log_metric(run_id, f"{role}_test_{metric}", float(ci["estimate"]))
-    log_text_artifacts(client, run_id, {
-        "reference_scores.json": dumps(score_profile(scores, n_bins=spec.drift.psi_bins)),
-        "evaluation.json": dumps(evaluation.to_dict())})
+                client.log_metric(run_id, f"{prefix}{metric}", float(ci["estimate"]))
+    references = monitoring_reference(env, split, trained, models, evaluation)
+    log_text_artifacts(client, run_id, {"evaluation.json": dumps(evaluation.to_dict()),
+                                        **{f"monitoring_{role}.json": dumps(ref) for role, ref in references.items()}})
     client.set_tag(run_id, "driftline.gates", "pass" if decision.promote else "fail")
+    client.set_tag(run_id, "driftline.chosen", decision.chosen or "none")
+    chosen = decision.chosen or "candidate"
     return {
         "evaluation_uri": evaluation.uri,
         "decision": decision.to_dict(),
+        "chosen": decision.chosen,
         "champion_before": champion.version if champion else None,
         "candidate_run_id": run_id,
-        "candidate_model_uri": trained["model_uri"],
-        "test_metric": evaluation.metrics["candidate"][spec.primary_metric]["estimate"],
+        "candidate_model_uri": trained["model_uri"] if chosen == "candidate" else trained["baseline_uri"],
+        "registered_role": chosen,
+        "test_metric": evaluation.metrics[chosen][spec.primary_metric]["estimate"],
         "mlflow_run_url": trained.get("mlflow_run_url"),
     }
+
+
+def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[str, Any],
+                         evaluation: Any) -> dict[str, dict]:
+    """What the monitor compares a challenger with once it is champion, per role.
+
+    ``test_metric``: its primary metric on the test window with the bootstrap standard error
+    (the realised reference); ``feature_importance``; ``reference_scores``: its score profile
+    on the reference rows; for binary models ``calibration`` (isotonic, fitted on the validation
+    window) and ``estimated_reference``: the label-free estimate on the reference rows (the
+    estimate's own reference, so its bias cancels in the monitor); ``plan``: how its windows
+    were chosen.
+    """
+    from pipeline.estimate import EstimateError, estimate_performance, fit_calibration
+    from pipeline.features import score
+    from pipeline.profile import score_profile
+
+    spec = env.spec
+    valid = env.store.read_parquet(split["valid_uri"])
+    reference = env.store.read_parquet(split.get("reference_uri") or split["test_uri"])
+    importance = {"candidate": trained["feature_importance"],
+                  "baseline": trained.get("baseline_importance") or trained["feature_importance"]}
+    out = {}
+    for role, model in models.items():
+        ci = evaluation.metrics[role][spec.primary_metric]
+        ref_scores = score(spec, model, reference)
+        entry = {"role": role, "metric": spec.primary_metric,
+                 "test_metric": {"estimate": ci["estimate"], "se": ci.get("se"), "lower": ci["lower"],
+                                 "upper": ci["upper"], "rows": evaluation.rows, "weighted": evaluation.weights is not None},
+                 "feature_importance": importance[role],
+                 "reference_scores": score_profile(ref_scores, n_bins=spec.drift.psi_bins),
+                 "plan": split.get("plan") or {}, "labelled_end": split.get("labelled_end"),
+                 "calibration": None, "estimated_reference": None}
+        if spec.task == "binary":
+            try:
+                y_valid = valid[spec.target_column].to_numpy(dtype=float)
+                calibration = fit_calibration(y_valid, score(spec, model, valid))
+            except EstimateError as err:
+                entry["calibration_note"] = str(err)
+            else:
+                entry["calibration"] = calibration.to_dict()
+                if spec.primary_metric in _estimable():
+                    entry["estimated_reference"] = estimate_performance(
+                        spec.primary_metric, ref_scores, calibration, threshold=spec.params.decision_threshold,
+                        confidence=spec.promotion.confidence, n_bootstrap=spec.drift.n_bootstrap)
+        out[role] = entry
+    return out
+
+
+def _estimable() -> tuple[str, ...]:
+    from pipeline.estimate import ESTIMABLE
+
+    return ESTIMABLE
+
+
+def champion_reference(client: Any, run_id: str, role: str) -> dict:
+    """A model's ``monitoring_<role>.json`` from its training run (``{}`` when it has none: a
+    model trained before driftline stored one)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, f"monitoring_{role}.json", tmp)
+        except Exception:  # an older champion without the artifact: the caller falls back
+            return {}
+        return json.loads(Path(path).read_text())
 
 
 @recorded("promote")
@@ -183,8 +290,14 @@ def promote_step(env: RunEnv, evaluation: dict) -> dict:
     spec, client = env.spec, env.mlflow_client()
     decision = evaluation["decision"]
     snapshot = (_read_step(env, "ingest") or {}).get("result", {})
+    plan = ((_read_step(env, "split") or {}).get("result") or {}).get("plan") or {}
     tags = {
         "driftline.data_interval_end": env.as_of.isoformat(),
+        "driftline.labelled_end": env.labelled_end.isoformat(),
+        "driftline.role": evaluation.get("registered_role") or "candidate",
+        "driftline.window_plan": plan.get("kind", "standard"),
+        "driftline.change_point": plan.get("change_point") or "",
+        "driftline.post_change_rows": str(plan.get("post_change_rows") or 0),
         "driftline.snapshot_hash": snapshot.get("content_hash", ""),
         "driftline.trigger": str(env.trigger.get("kind")),
         "airflow.dag_id": str(env.trigger.get("dag_id") or ""),
@@ -248,6 +361,7 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
         status, summary = "not_promoted", decision.get("summary", "")
         reasons = decision.get("reasons", [])
     validation = result["validate"]
+    split, trained = result["split"], result["train"]
     return {
         "model": env.spec.name,
         "date": env.day,
@@ -257,7 +371,13 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
         "summary": summary,
         "reasons": reasons,
         "failed_step": failed or missing,
+        "chosen": decision.get("chosen"),
+        "choice": decision.get("choice"),
         "gates": decision.get("gates", []),
+        "challengers": decision.get("challengers", {}),
+        "windows": split.get("windows"),
+        "plan": split.get("plan"),
+        "adaptation": trained.get("adaptation"),
         "forced": decision.get("forced", False),
         "dry_run": env.dry_run,
         "primary_metric": env.spec.primary_metric,

@@ -85,6 +85,13 @@ class RunEnv:
         return day_key(self.as_of)
 
     @property
+    def labelled_end(self) -> datetime:
+        """Rows stamped before this have their label (``as_of - spec.label_delay_days``)."""
+        from datetime import timedelta
+
+        return self.as_of - timedelta(days=self.spec.label_delay_days)
+
+    @property
     def store(self) -> Store:
         return Store.for_uri(self.settings.artifact_root, self.artifact_s3_client)
 

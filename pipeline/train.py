@@ -18,7 +18,14 @@ Contract:
   ``mlflow models serve``) loads them without this repository on ``sys.path``.
 * ``feature_importance.json`` maps every raw input column to its share of the candidate's total
   split gain (sums to 1): one-hot columns add up to their categorical feature and a derived
-  feature's gain is shared equally among its inputs. The drift monitor weights drift by it.
+  feature's gain is shared equally among its inputs. The drift monitor weights drift by it. The
+  linear baseline's importance (its absolute standardised coefficients, mapped the same way) is
+  in ``TrainResult.baseline_importance``.
+* After a recorded change (``split.plan``) rows are weighted (:mod:`pipeline.adaptation`):
+  ``anchored`` windows try each pre-change strategy (or the spec's one) and keep the model that
+  scores best on the post-change validation window; ``covariate`` windows weight every labelled
+  row towards the post-change feature mix (and write ``test_weights.parquet`` beside the test
+  window for the evaluation). The choice and every strategy's score are in ``adaptation.json``.
 * With a ``sqlite:///`` tracking URI, a newly created experiment stores its artifacts in
   ``mlartifacts/`` beside the database file instead of ``./mlruns`` under the current directory.
 """
@@ -40,7 +47,7 @@ import pandas as pd
 from pipeline.artifacts import Record, day_key
 from pipeline.errors import DriftlineError
 from pipeline.features import WINDOW_NAMES, Split, build_preprocessor, output_sources, raw_inputs, score
-from pipeline.storage import Store
+from pipeline.storage import Store, join
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -75,6 +82,10 @@ class TrainResult(Record):
             preprocessing, ``fit_baseline``), ``mlflow_setup`` (client, store,
             experiment), ``log_models`` (both models), ``log_total`` (all MLflow work).
         run_name: the MLflow run name, ``<model>-<YYYY-MM-DD>``.
+        adaptation: how rows were weighted (plan kind, strategy chosen, each strategy's valid
+            score, effective rows).
+        baseline_importance: the baseline's importance per raw column (``{}`` for a prior).
+        test_weights_uri: per-row weights of the test window ("" when unweighted).
     """
 
     run_id: str
@@ -87,6 +98,9 @@ class TrainResult(Record):
     feature_importance: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
     run_name: str = ""
+    adaptation: dict[str, Any] = field(default_factory=dict)
+    baseline_importance: dict[str, float] = field(default_factory=dict)
+    test_weights_uri: str = ""
 
 
 def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
@@ -115,18 +129,36 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     columns = list(spec.model_columns)
     X = {name: frame[columns] for name, frame in frames.items()}
     y = {name: _target(spec, frame, name, split.window_uri(name)) for name, frame in frames.items()}
+    recent = store.read_parquet(split.recent_uri) if split.recent_uri else None
 
     started = time.perf_counter()
-    candidate, best_iteration = _fit_candidate(spec, X["train"], y["train"], X["valid"], y["valid"])
+    trials, w_valid, w_test, adaptation = _weighting(spec, split, frames, recent)
+    fitted: dict[str, tuple[Any, int, float | None]] = {}
+    for strategy, w_train in trials.items():
+        model, best = _fit_candidate(spec, X["train"], y["train"], X["valid"], y["valid"], w_train, w_valid)
+        value = _metrics(spec, y["valid"], score(spec, model, X["valid"]), w_valid)[spec.primary_metric]
+        fitted[strategy] = (model, best, value)
+    chosen = _best_strategy(spec, fitted)
+    candidate, best_iteration, _ = fitted[chosen]
+    w_train = trials[chosen]
+    if len(trials) > 1 or chosen != "none":
+        adaptation["strategy"] = chosen
+        adaptation["valid_scores"] = {s: v for s, (_, _, v) in fitted.items()}
+        adaptation["valid_metric"] = spec.primary_metric
     candidate_seconds = time.perf_counter() - started
-    baseline = _fit_baseline(spec, X["train"], y["train"])
+    baseline = _fit_baseline(spec, X["train"], y["train"], w_train)
     train_seconds = time.perf_counter() - started
 
     scores = {"candidate": score(spec, candidate, X["valid"]), "baseline": score(spec, baseline, X["valid"])}
-    metrics = {f"valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["candidate"]).items()}
-    metrics |= {f"baseline_valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["baseline"]).items()}
+    metrics = {f"valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["candidate"], w_valid).items()}
+    metrics |= {f"baseline_valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["baseline"], w_valid).items()}
     column_gain = _column_gain(spec, candidate)
     importance = _raw_importance(spec, column_gain)
+    baseline_importance = _linear_importance(spec, baseline)
+    test_weights_uri = ""
+    if w_test is not None:
+        test_weights_uri = store.write_parquet(join(_parent(split.test_uri), "test_weights.parquet"),
+                                               pd.DataFrame({"weight": w_test}))
 
     clock = time.perf_counter()
     timings = {"fit": round(train_seconds, 3), "fit_candidate": round(candidate_seconds, 3),
@@ -152,6 +184,7 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
             timings["log_models"] = round(time.perf_counter() - models_started, 3)
             mlflow.log_text(store.read_text(split.profile_uri), "profile.json")
             mlflow.log_dict(importance, "feature_importance.json")
+            mlflow.log_dict(adaptation, "adaptation.json")
             with tempfile.TemporaryDirectory(prefix="driftline-plots-") as tmp:
                 _write_plots(spec, Path(tmp), y["valid"], scores, column_gain)
                 mlflow.log_artifacts(tmp, "plots")
@@ -160,8 +193,58 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     return TrainResult(
         run_id=run.info.run_id, experiment_id=experiment_id, model_uri=model_uri, baseline_uri=baseline_uri,
         metrics=metrics, best_iteration=best_iteration, train_seconds=round(train_seconds, 3),
-        feature_importance=importance, timings=timings, run_name=run_name,
+        feature_importance=importance, timings=timings, run_name=run_name, adaptation=adaptation,
+        baseline_importance=baseline_importance, test_weights_uri=test_weights_uri,
     )
+
+
+def _weighting(spec: "ModelSpec", split: Split, frames: dict[str, pd.DataFrame], recent: pd.DataFrame | None
+               ) -> tuple[dict[str, np.ndarray | None], np.ndarray | None, np.ndarray | None, dict[str, Any]]:
+    """(train weights per strategy to try, valid weights, test weights, record) for the split's plan."""
+    from pipeline.adaptation import STRATEGIES, density_ratio, pre_change_weights
+
+    plan = split.plan or {"kind": "standard"}
+    kind, cp = plan.get("kind", "standard"), plan.get("change_point")
+    record: dict[str, Any] = {"plan": kind, "change_point": cp, "reason": plan.get("reason", "")}
+    if kind == "standard" or not cp:
+        return {"none": None}, None, None, record
+    ts_col = spec.timestamp_column
+    c = pd.Timestamp(cp, tz="UTC")
+
+    def part(frame: pd.DataFrame, after: bool) -> pd.DataFrame:
+        ts = pd.to_datetime(frame[ts_col], utc=True)
+        return frame.loc[((ts >= c) if after else (ts < c)).to_numpy(dtype=bool, na_value=False)]
+
+    recent_after = part(recent, True) if recent is not None and len(recent) else pd.DataFrame()
+    after = pd.concat([*(part(f, True) for f in frames.values()), recent_after], ignore_index=True)
+    if kind == "covariate":
+        before = pd.concat([part(f, False) for f in frames.values()], ignore_index=True)
+        (w_train, w_valid, w_test), info = density_ratio(spec, before, after, [frames[n] for n in WINDOW_NAMES])
+        record["importance"] = info
+        if info.get("method") == "none":
+            return {"none": None}, None, None, record
+        return {"importance": w_train}, w_valid, w_test, record
+    wanted = STRATEGIES if spec.adaptation.pre_change == "auto" else (spec.adaptation.pre_change,)
+    trials, infos = {}, {}
+    for strategy in wanted:
+        trials[strategy], infos[strategy] = pre_change_weights(spec, frames["train"], cp, strategy, after=after)
+    record["strategies"] = infos
+    return trials, None, None, record
+
+
+def _best_strategy(spec: "ModelSpec", fitted: dict[str, tuple[Any, int, float | None]]) -> str:
+    """The strategy whose model scores best on the validation window (ties: the earlier one)."""
+    from pipeline import metrics as metric_table
+
+    sign = 1.0 if metric_table.higher_is_better(spec.primary_metric) else -1.0
+    scored = [(s, v) for s, (_, _, v) in fitted.items() if v is not None]
+    if not scored:
+        return next(iter(fitted))
+    return max(scored, key=lambda sv: sign * sv[1])[0]
+
+
+def _parent(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[0]
 
 
 def candidate_estimator(spec: "ModelSpec") -> Any:
@@ -180,7 +263,8 @@ def candidate_estimator(spec: "ModelSpec") -> Any:
 
 
 def _fit_candidate(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray, X_valid: pd.DataFrame,
-                   y_valid: np.ndarray) -> tuple["Pipeline", int]:
+                   y_valid: np.ndarray, w_train: np.ndarray | None = None,
+                   w_valid: np.ndarray | None = None) -> tuple["Pipeline", int]:
     """Fit the preprocessor on train only, early-stop on the transformed valid window, then
     assemble the fitted steps into one pipeline (so valid rows never shape the encoding)."""
     from sklearn.pipeline import Pipeline
@@ -191,21 +275,34 @@ def _fit_candidate(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray
         raise TrainError(f"{spec.name}: the preprocessor produced no feature columns from {list(X_train.columns)}")
     M_valid = preprocess.transform(X_valid)
     model = candidate_estimator(spec)
-    model.fit(M_train, y_train, eval_set=[(M_valid, y_valid)], verbose=False)
+    model.fit(M_train, y_train, sample_weight=w_train, eval_set=[(M_valid, y_valid)],
+              sample_weight_eval_set=None if w_valid is None else [w_valid], verbose=False)
     best = getattr(model, "best_iteration", None)
     return Pipeline([("preprocess", preprocess), ("model", model)]), int(best if best is not None else spec.params.n_estimators - 1)
 
 
-def _fit_baseline(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray) -> "Pipeline":
+def _fit_baseline(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray,
+                  w_train: np.ndarray | None = None) -> "Pipeline":
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
 
     if spec.params.baseline == "prior":
         model: Any = DummyClassifier(strategy="prior") if spec.task == "binary" else DummyRegressor(strategy="mean")
-        return Pipeline([("model", model)]).fit(X_train, y_train)
+        return Pipeline([("model", model)]).fit(X_train, y_train, model__sample_weight=w_train)
     model = LogisticRegression(max_iter=1000) if spec.task == "binary" else Ridge()
-    return Pipeline([("preprocess", build_preprocessor(spec, "linear")), ("model", model)]).fit(X_train, y_train)
+    return Pipeline([("preprocess", build_preprocessor(spec, "linear")), ("model", model)]).fit(
+        X_train, y_train, model__sample_weight=w_train)
+
+
+def _linear_importance(spec: "ModelSpec", baseline: "Pipeline") -> dict[str, float]:
+    """A linear baseline's importance per raw column: absolute coefficients on standardised
+    inputs, mapped back like the candidate's gain (``{}`` for a prior baseline)."""
+    if "preprocess" not in baseline.named_steps:
+        return {}
+    coef = np.abs(np.asarray(baseline.named_steps["model"].coef_, dtype=float)).reshape(-1)
+    sources = output_sources(spec, baseline.named_steps["preprocess"])
+    return _raw_importance(spec, {label: (source, float(c)) for (label, source), c in zip(sources, coef)})
 
 
 def _target(spec: "ModelSpec", frame: pd.DataFrame, window: str, uri: str) -> np.ndarray:
@@ -226,20 +323,12 @@ def _target(spec: "ModelSpec", frame: pd.DataFrame, window: str, uri: str) -> np
     return values.to_numpy(dtype=np.int64)
 
 
-def _metrics(spec: "ModelSpec", y: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    from sklearn import metrics as skm
+def _metrics(spec: "ModelSpec", y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None
+             ) -> dict[str, float]:
+    from pipeline import metrics as metric_table
 
-    if spec.task == "regression":
-        return {"rmse": float(np.sqrt(skm.mean_squared_error(y, score))),
-                "mae": float(skm.mean_absolute_error(y, score)), "r2": float(skm.r2_score(y, score))}
-    both = len(np.unique(y)) == 2
-    return {
-        "roc_auc": float(skm.roc_auc_score(y, score)) if both else float("nan"),
-        "pr_auc": float(skm.average_precision_score(y, score)) if both else float("nan"),
-        "log_loss": float(skm.log_loss(y, np.clip(score, 1e-15, 1 - 1e-15), labels=[0, 1])),
-        "brier": float(skm.brier_score_loss(y, score, labels=[0, 1])) if both else float(np.mean((score - y) ** 2)),
-        "f1": float(skm.f1_score(y, (score >= spec.params.decision_threshold).astype(int), zero_division=0)),
-    }
+    values = metric_table.point(spec.task, y, score, spec.params.decision_threshold, weights=weights)
+    return {k: (float("nan") if v is None else v) for k, v in values.items()}
 
 
 def _column_gain(spec: "ModelSpec", candidate: "Pipeline") -> dict[str, tuple[str, float]]:

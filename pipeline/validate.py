@@ -18,6 +18,9 @@ Contract:
   data fails with its own severity and says the column is missing.
 * A snapshot whose ``snapshot.json`` (the ingest record beside it) names a window gets one
   more critical, row-level check: timestamps inside ``[window_start, window_end)``.
+* Labels arrive late: with ``labelled_before``, expectations on the target column judge only the
+  rows stamped before it (a GX ``row_condition``), and the clean rows after it carry no label
+  (the target is nulled), so no later stage can use a label it could not have had.
 
 GX 1.24 predates pandas 3: its type expectations recognise neither the ``str`` dtype nor
 tz-aware datetimes, so GX sees a view of the frame with strings as ``object`` and timestamps as
@@ -126,7 +129,8 @@ class ValidationReport(Record):
 
 
 def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, *,
-             suite: dict | None = None, expectations_dir: Path | None = None) -> ValidationReport:
+             suite: dict | None = None, expectations_dir: Path | None = None,
+             labelled_before: Any = None) -> ValidationReport:
     """Validate one snapshot, write the report, quarantine, clean rows and Data Docs.
 
     Args:
@@ -137,6 +141,8 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
             ``data_docs/`` go (overwritten on re-run).
         suite: a GX suite dict to use instead of the model's suite file.
         expectations_dir: where suite files live (default ``<repo>/expectations``).
+        labelled_before: rows stamped at or after this instant have no label yet (see the
+            module docstring); ``None`` = every row is labelled.
 
     Returns:
         The :class:`ValidationReport` (``success`` is True: failures raise).
@@ -154,6 +160,8 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
     window = _snapshot_window(store, snapshot_uri)
     if window is not None:
         suite = _with_window(suite, spec, *window)
+    if labelled_before is not None:
+        suite = _labels_before(suite, spec, labelled_before)
     uris = {
         "report_uri": join(out_prefix, "validation.json"),
         "quarantine_uri": join(out_prefix, "quarantine.parquet"),
@@ -162,6 +170,8 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
     }
     with tempfile.TemporaryDirectory(prefix="driftline-docs-") as docs_dir:
         report, clean, quarantine = _validate(spec, frame, suite, Path(docs_dir))
+        if labelled_before is not None:
+            clean = mask_unlabelled(spec, clean, labelled_before)
         store.write_parquet(uris["quarantine_uri"], quarantine)
         store.write_parquet(uris["clean_uri"], clean)
         store.upload_dir(docs_dir, join(out_prefix, "data_docs"))
@@ -345,6 +355,37 @@ def _with_window(suite: dict, spec: ModelSpec, start: str, end: str) -> dict:
     return {**suite, "expectations": [*suite["expectations"], check]}
 
 
+def _labels_before(suite: dict, spec: ModelSpec, before: Any) -> dict:
+    """The suite with every target-column expectation restricted to rows stamped before ``before``."""
+    condition = f'`{spec.timestamp_column}` < "{_naive_utc(before).isoformat()}"'
+    expectations = []
+    for exp in suite["expectations"]:
+        kwargs = dict(exp.get("kwargs") or {})
+        if kwargs.get("column") == spec.target_column and "row_condition" not in kwargs:
+            kwargs.update(row_condition=condition, condition_parser="pandas")
+            exp = {**exp, "kwargs": kwargs}
+        expectations.append(exp)
+    return {**suite, "expectations": expectations}
+
+
+def mask_unlabelled(spec: ModelSpec, frame: pd.DataFrame, before: Any) -> pd.DataFrame:
+    """``frame`` with the target nulled on rows stamped at or after ``before`` (their label has
+    not arrived yet); an integer target becomes a nullable ``Int64``."""
+    if spec.target_column not in frame.columns or spec.timestamp_column not in frame.columns:
+        return frame
+    cut = pd.Timestamp(before)
+    cut = cut.tz_convert("UTC") if cut.tzinfo else cut.tz_localize("UTC")
+    late = (pd.to_datetime(frame[spec.timestamp_column], utc=True) >= cut).to_numpy(dtype=bool, na_value=False)
+    if not late.any():
+        return frame
+    out = frame.copy()
+    target = out[spec.target_column]
+    if pd.api.types.is_integer_dtype(target.dtype):
+        out[spec.target_column] = target.astype("Int64")
+    out.loc[late, spec.target_column] = pd.NA
+    return out
+
+
 def _naive_utc(value: Any) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
@@ -447,6 +488,8 @@ def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
         entry = _entry(exp, next(gx_results))
         if exp["meta"]["row_level"]:
             mask = _row_mask(exp, view[column])
+            if exp["kwargs"].get("row_condition"):
+                mask &= _condition(view, exp["kwargs"])
             entry["quarantined_rows"] = int(mask.sum())
             _add_reason(reasons, mask, f"{exp['type']}({column})")
         entries.append(entry)
@@ -482,6 +525,16 @@ def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
         "results": entries,
     }
     return report, clean, quarantine
+
+
+def _condition(view: pd.DataFrame, kwargs: dict[str, Any]) -> np.ndarray:
+    """Rows an expectation's pandas ``row_condition`` selects (as GX applies it)."""
+    if kwargs.get("condition_parser", "pandas") != "pandas":
+        raise InvalidSuite(f"row_condition with condition_parser {kwargs.get('condition_parser')!r}: only "
+                           "'pandas' conditions can be applied to quarantine rows")
+    selected = np.zeros(len(view), dtype=bool)
+    selected[view.reset_index(drop=True).query(kwargs["row_condition"], parser="pandas").index.to_numpy()] = True
+    return selected
 
 
 def _add_reason(reasons: np.ndarray, mask: np.ndarray, label: str) -> None:

@@ -37,7 +37,7 @@ def trigger_from_context(context: Any) -> dict[str, Any]:
     params = context.get("params") or {}
     run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
     kind = "drift" if conf.get("trigger") == "drift" else TRIGGER_KINDS.get(run_type, run_type)
-    return {
+    trigger = {
         "kind": kind,
         "run_type": run_type,
         "dag_id": dag_run.dag_id,
@@ -47,6 +47,12 @@ def trigger_from_context(context: Any) -> dict[str, Any]:
         "report_uri": conf.get("report_uri"),
         "monitor_run_id": conf.get("monitor_run_id"),
     }
+    if kind == "drift":
+        # The monitor's request says where the change began and how to adapt (pipeline.retraining).
+        trigger.update({k: conf[k] for k in ("change_point", "mode", "expected_loss") if conf.get(k) is not None})
+        if conf.get("kind"):
+            trigger["retrain_kind"] = conf["kind"]
+    return trigger
 
 
 def _window_overrides(params: dict[str, Any]) -> dict[str, int]:

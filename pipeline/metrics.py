@@ -1,0 +1,288 @@
+"""Every metric once: its definition, direction, scale, weighted kernel and the bootstrap.
+
+Contract:
+* :data:`METRICS` is the one table of metrics. Training (valid-window metrics), evaluation
+  (point estimates, paired bootstrap, slices), drift (realised performance) and the label-free
+  estimate all compute metrics through this module, so adding a metric is one entry here plus
+  its kernel below.
+* Metrics are computed for a *block of weight rows* at once: ``weights`` of shape ``(b, n)``
+  gives ``b`` values per metric. A plain point estimate is one row of ones; a bootstrap
+  replicate is a row of multinomial counts; importance weighting multiplies the rows by
+  per-row weights. Binary metrics take positive and negative weights separately
+  (``P = w * y``, ``N = w * (1 - y)``), which also lets a label-free estimate pass expected
+  labels (``P = p``, ``N = 1 - p``) or sampled labels.
+* :func:`orient` turns a difference into "positive = better"; :func:`scale_unit` says in which
+  unit a tolerance of that metric is read (see :class:`Metric`).
+
+The bootstrap is vectorised: replicate weights (multinomial counts, drawn as index matrices and
+bin-counted) are drawn once per block of replicates and shared by all models, so differences
+between models are *paired*. ROC AUC and average precision come from cumulative weighted class
+counts over each model's score order (ties share one threshold step); the other metrics are
+matrix products, so 500 replicates on 20k rows cost a few array passes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+Task = Literal["binary", "regression"]
+
+# Bound on the cells of one replicate-weight block (~8 MB per float32 array whatever the window).
+_BLOCK_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric.
+
+    Attributes:
+        name: the key used in specs, records and MLflow (``test_<name>``).
+        task: ``binary`` (scores are positive-class probabilities) or ``regression``.
+        higher_is_better: direction.
+        bounded: the metric lives on a fixed, unit-free scale (ROC AUC, PR AUC, F1, Brier, R2),
+            so a tolerance written as a plain number means the same thing for every model.
+            Unbounded metrics (RMSE, MAE, log loss) carry the target's units or depend on its
+            scale: their tolerances must be relative (``"2%"``) or in standard errors.
+        description: one line for docs and records.
+    """
+
+    name: str
+    task: Task
+    higher_is_better: bool
+    bounded: bool
+    description: str
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("roc_auc", "binary", True, True, "area under the ROC curve (ties count half)"),
+    Metric("pr_auc", "binary", True, True, "average precision (area under the precision-recall steps)"),
+    Metric("log_loss", "binary", False, False, "mean negative log-likelihood of the labels"),
+    Metric("brier", "binary", False, True, "mean squared error of the probabilities"),
+    Metric("f1", "binary", True, True, "F1 at the spec's params.decision_threshold"),
+    Metric("rmse", "regression", False, False, "root mean squared error, in the target's units"),
+    Metric("mae", "regression", False, False, "mean absolute error, in the target's units"),
+    Metric("r2", "regression", True, True, "coefficient of determination"),
+)}
+
+
+class UnknownMetric(KeyError):
+    """A metric name that is not in :data:`METRICS`."""
+
+    def __str__(self) -> str:
+        return f"unknown metric {self.args[0]!r}; known: {sorted(METRICS)}"
+
+
+def get(name: str) -> Metric:
+    """The :class:`Metric` called ``name``; raises :class:`UnknownMetric`."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise UnknownMetric(name) from None
+
+
+def for_task(task: str) -> dict[str, Metric]:
+    """The metrics of a task, in table order."""
+    return {n: m for n, m in METRICS.items() if m.task == task}
+
+
+def default_primary(task: str) -> str:
+    return "roc_auc" if task == "binary" else "rmse"
+
+
+def higher_is_better(name: str) -> bool:
+    return get(name).higher_is_better
+
+
+def orient(name: str, value: float) -> float:
+    """``value`` (a difference a - b) with the sign that makes positive mean "a is better"."""
+    return value if get(name).higher_is_better else -value
+
+
+# --------------------------------------------------------------------------------------------
+# kernels
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """A binary model's scores, sorted once so every weight row reuses the order."""
+
+    order: np.ndarray
+    starts: np.ndarray | None
+    per_pos: np.ndarray  # per row if positive: log loss, squared error, tp, fp, fn
+    per_neg: np.ndarray  # the same if negative
+
+
+def _ranking(scores: np.ndarray, threshold: float) -> _Ranking:
+    p = np.asarray(scores, dtype=float)
+    order = np.argsort(p, kind="stable")
+    change = np.flatnonzero(np.diff(p[order])) + 1
+    # Tied scores must share one threshold step; with no ties reduceat is skipped entirely.
+    starts = np.concatenate(([0], change)) if change.size + 1 < p.size else None
+    eps = np.finfo(float).eps
+    q = np.clip(p, eps, 1 - eps)
+    predicted = (p >= threshold).astype(float)
+    zero = np.zeros_like(p)
+    per_pos = np.column_stack([-np.log(q), np.square(1 - p), predicted, zero, 1 - predicted])
+    per_neg = np.column_stack([-np.log1p(-q), np.square(p), zero, predicted, zero])
+    return _Ranking(order=order, starts=starts, per_pos=per_pos, per_neg=per_neg)
+
+
+def _binary_block(r: _Ranking, P: np.ndarray, N: np.ndarray) -> dict[str, np.ndarray]:
+    """Binary metrics for each row of positive weights ``P`` and negative weights ``N`` (b, n)."""
+    pos = P[:, r.order]
+    neg = N[:, r.order]
+    if r.starts is not None:
+        pos = np.add.reduceat(pos, r.starts, axis=1)
+        neg = np.add.reduceat(neg, r.starts, axis=1)
+    cum_pos = np.cumsum(pos, axis=1)
+    cum_neg = np.cumsum(neg, axis=1)
+    p_tot = cum_pos[:, -1].astype(float)
+    n_tot = cum_neg[:, -1].astype(float)
+    # Ascending score order: a positive outranks the negatives strictly below it and half its ties.
+    below = cum_neg - 0.5 * neg
+    below *= pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = below.sum(axis=1, dtype=float) / (p_tot * n_tot)
+        # Descending thresholds: precision at each distinct score (everything scored at least as
+        # high is predicted positive), weighted by the recall step it adds.
+        tp = np.subtract(p_tot[:, None].astype(pos.dtype), cum_pos, out=cum_pos)
+        tp += pos
+        predicted = np.subtract(n_tot[:, None].astype(pos.dtype), cum_neg, out=cum_neg)
+        predicted += neg
+        predicted += tp
+        np.maximum(predicted, np.finfo(predicted.dtype).tiny, out=predicted)
+        tp /= predicted
+        tp *= pos
+        ap = tp.sum(axis=1, dtype=float) / p_tot
+        sums = (P @ r.per_pos.astype(P.dtype)).astype(float) + (N @ r.per_neg.astype(N.dtype)).astype(float)
+        total = p_tot + n_tot
+        tp_f1, fp_f1, fn_f1 = sums[:, 2], sums[:, 3], sums[:, 4]
+        f1_den = 2 * tp_f1 + fp_f1 + fn_f1
+        f1 = np.where(f1_den > 0, 2 * tp_f1 / np.where(f1_den > 0, f1_den, 1.0), 0.0)
+        return {"roc_auc": auc, "pr_auc": ap, "log_loss": sums[:, 0] / total, "brier": sums[:, 1] / total,
+                "f1": f1}
+
+
+def _regression_block(per_row: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
+    # Sums of squares need float64 even when replicate counts are float32.
+    sums = W.astype(float) @ per_row
+    total = W.sum(axis=1, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mse = sums[:, 0] / total
+        sst = sums[:, 3] - np.square(sums[:, 2]) / total
+        r2 = np.where(sst > 0, 1 - sums[:, 0] / np.where(sst > 0, sst, 1.0), np.nan)
+        return {"rmse": np.sqrt(mse), "mae": sums[:, 1] / total, "r2": r2}
+
+
+Scorer = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def scorer(task: str, y: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> Scorer:
+    """A function from a weight block ``(b, n)`` to metric -> ``(b,)`` values for one model.
+
+    Args:
+        task: ``binary`` or ``regression``.
+        y: labels (0/1 for binary).
+        prediction: positive-class probabilities (binary) or predictions (regression).
+        threshold: the decision threshold of F1.
+    """
+    y = np.asarray(y, dtype=float)
+    if task == "binary":
+        r = _ranking(prediction, threshold)
+        return lambda W: _binary_block(r, W * y.astype(W.dtype), W * (1 - y).astype(W.dtype))
+    err = np.asarray(prediction, dtype=float) - y
+    per_row = np.column_stack([np.square(err), np.abs(err), y, np.square(y)])
+    return lambda W: _regression_block(per_row, W)
+
+
+def binary_soft(scores: np.ndarray, P: np.ndarray, N: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Binary metrics of fixed ``scores`` under label weights given directly: ``P`` (b, n) is
+    each row's positive weight, ``N`` its negative weight (e.g. calibrated probabilities and
+    their complements for an expected value, or sampled labels for a parametric bootstrap)."""
+    return _binary_block(_ranking(scores, threshold), np.atleast_2d(P), np.atleast_2d(N))
+
+
+def _num(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def point(task: str, y: np.ndarray, prediction: np.ndarray, threshold: float = 0.5,
+          weights: np.ndarray | None = None) -> dict[str, float | None]:
+    """Every metric of ``task`` on one window (``None`` where undefined, e.g. AUC on one class)."""
+    w = np.ones((1, len(y))) if weights is None else np.asarray(weights, dtype=float)[None, :]
+    return {m: _num(v[0]) for m, v in scorer(task, y, prediction, threshold)(w).items()}
+
+
+def bootstrap(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_boot: int,
+              rng: np.random.Generator, threshold: float = 0.5, weights: np.ndarray | None = None
+              ) -> dict[str, dict[str, np.ndarray]]:
+    """Paired bootstrap replicates: model -> metric -> ``(n_boot,)``.
+
+    Replicate ``i`` resamples the same rows for every model, so the difference of two models'
+    replicates is the paired bootstrap of their difference. ``weights`` (per row, e.g.
+    importance weights) multiply the resampling counts.
+    """
+    n = len(y)
+    scorers = {name: scorer(task, y, p, threshold) for name, p in predictions.items()}
+    chunks: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in predictions}
+    block = max(1, min(n_boot, _BLOCK_CELLS // max(n, 1)))
+    row_weights = None if weights is None else np.asarray(weights, dtype=np.float32)[None, :]
+    done = 0
+    while done < n_boot:
+        b = min(block, n_boot - done)
+        idx = rng.integers(0, n, size=(b, n))
+        idx += np.arange(b)[:, None] * n
+        # float32 halves memory traffic; counts stay exact integers below 2**24.
+        W = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
+        if row_weights is not None:
+            W *= row_weights
+        for name, score in scorers.items():
+            for metric, values in score(W).items():
+                chunks[name].setdefault(metric, []).append(values)
+        done += b
+    return {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in chunks.items()}
+
+
+def percentiles(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    """The two-sided percentile interval at ``confidence`` (``None`` when most replicates are
+    undefined: a replicate can lack a class on a tiny window, and then the interval means nothing)."""
+    finite = values[np.isfinite(values)]
+    if finite.size < max(2, values.size // 2):
+        return None, None
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(finite, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def interval(estimate: float | None, replicates: np.ndarray, confidence: float) -> dict[str, float | None]:
+    """``{"estimate", "lower", "upper", "se"}``: the percentile interval and bootstrap standard error."""
+    lo, hi = percentiles(replicates, confidence)
+    finite = replicates[np.isfinite(replicates)]
+    se = float(np.std(finite, ddof=1)) if lo is not None and finite.size > 1 else None
+    return {"estimate": estimate, "lower": lo, "upper": hi, "se": se}
+
+
+def paired(points: dict[str, dict[str, float | None]], replicates: dict[str, dict[str, np.ndarray]],
+           model: str, other: str, confidence: float) -> dict[str, dict[str, float | None]]:
+    """``model - other`` per metric, oriented (positive = ``model`` better), with its paired interval."""
+    out = {}
+    for metric, mine in points[model].items():
+        sign = 1.0 if higher_is_better(metric) else -1.0
+        theirs = points[other][metric]
+        estimate = None if mine is None or theirs is None else sign * (mine - theirs)
+        out[metric] = interval(estimate, sign * (replicates[model][metric] - replicates[other][metric]), confidence)
+    return out
+
+
+def realised(task: str, metric: str, y: np.ndarray, scores: np.ndarray, *, threshold: float, confidence: float,
+             n_boot: int, seed: int) -> dict[str, float | None]:
+    """One model's ``metric`` on labelled rows with its bootstrap interval and standard error."""
+    rng = np.random.default_rng(seed)
+    value = point(task, y, scores, threshold)[metric]
+    reps = bootstrap(task, y, {"m": scores}, n_boot, rng, threshold)["m"][metric]
+    return interval(value, reps, confidence)
