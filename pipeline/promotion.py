@@ -418,8 +418,8 @@ def _choose(eligible: list[str], judged: dict[str, list[Gate]], ev: Evidence, po
         return None, "forced, but the candidate misses the floor, which force never skips"
     lift = ev.candidate_vs_baseline.get(metric, {})
     baseline_value = (ev.challengers["baseline"].metrics.get(metric) if "baseline" in ev.challengers
-                      else None)
-    need = tolerance_value(policy.min_lift_over_baseline, reference=baseline_value, se=lift.get("se"))
+                      else ev.challengers["candidate"].metrics.get(metric))
+    need = tolerance_value(policy.min_lift_over_baseline, reference=baseline_value, se=lift.get("se") or 0.0)
     est = lift.get("estimate")
     lift_text = (f"the candidate's {metric} lift over the baseline is {est:+.4g} "
                  f"({'>=' if est is not None and est >= need else '<'} required "

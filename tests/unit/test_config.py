@@ -142,3 +142,51 @@ def test_find_spec_and_duplicate_names(tmp_path, demo_data):
     _write(tmp_path / "cfg", demo_data, "b.yml")
     with pytest.raises(SpecError, match=r"used by more than one spec: \['credit_default'\]"):
         load_specs(tmp_path / "cfg", settings)
+
+
+@pytest.mark.parametrize("value, canonical, unit", [
+    (-0.005, "-0.005", "absolute"), ("-0.5%", "-0.5%", "relative"), (" 2 se", "2.0se", "se"), ("3%", "3.0%", "relative"),
+    (0, "0.0", "absolute"),
+])
+def test_tolerances_parse_to_a_canonical_unit(demo_data, settings, value, canonical, unit):
+    from pipeline.config import tolerance_unit, tolerance_value
+
+    demo_data["promotion"]["champion_margin"] = value
+    margin = parse_spec(demo_data, settings=settings).promotion.champion_margin
+    assert margin.replace(".0%", "%") == canonical.replace(".0%", "%") and tolerance_unit(margin) == unit
+    expected = {"absolute": float(value) if unit == "absolute" else None,
+                "relative": None, "se": None}[unit]
+    if unit == "relative":
+        assert tolerance_value(margin, reference=0.8) == pytest.approx(float(canonical.rstrip("%")) / 100 * 0.8)
+    elif unit == "se":
+        assert tolerance_value(margin, reference=None, se=0.01) == pytest.approx(0.02)
+    else:
+        assert tolerance_value(margin, reference=None) == expected
+
+
+def test_a_plain_number_is_rejected_for_an_unbounded_metric_with_how_to_convert(demo_data, settings):
+    demo_data.update(task="regression", promotion={"primary_metric": "rmse", "champion_margin": -0.005})
+    with pytest.raises(SpecError) as err:
+        parse_spec(demo_data, path="m.yaml", settings=settings)
+    msg = str(err.value)
+    assert "promotion.champion_margin is -0.005, a plain number, but rmse is in the target's units" in msg
+    assert "'-0.5%'" in msg and "'1se'" in msg
+    demo_data["promotion"]["champion_margin"] = "-0.5%"
+    demo_data["drift"]["performance_tolerance"] = "3%"
+    demo_data["promotion"]["slice_tolerance"] = "3%"
+    demo_data["promotion"]["min_lift_over_baseline"] = "0.5%"
+    assert parse_spec(demo_data, settings=settings).primary_metric == "rmse"
+    with pytest.raises(SpecError, match="is not a tolerance"):
+        parse_spec({**demo_data, "promotion": {"champion_margin": "five"}}, settings=settings)
+
+
+def test_earlier_specs_are_migrated(demo_data, settings):
+    """``drift.label_delay_days`` moved to the top level (every stage uses it) and
+    ``drift.min_new_rows`` was replaced by ``adaptation.min_post_change_rows``."""
+    del demo_data["label_delay_days"]
+    demo_data["drift"].update(label_delay_days=5, min_new_rows=2000)
+    spec = parse_spec(demo_data, settings=settings)
+    assert spec.label_delay_days == 5 and "min_new_rows" not in spec.drift.model_dump()
+    demo_data["label_delay_days"] = 3
+    with pytest.raises(SpecError, match="label_delay_days is given twice"):
+        parse_spec(demo_data, settings=settings)

@@ -198,13 +198,17 @@ def test_split_and_profile_writes_windows_and_train_profile(tmp_path, spec):
     df = demo_days(DEMO_START, 44, rows_per_day=60)
     store = Store.for_uri(str(tmp_path))
     clean = store.write_parquet(str(tmp_path / "clean.parquet"), df)
-    end = datetime(2026, 2, 12)
+    end = datetime(2026, 2, 19)  # labels arrive 7 days late: labelled rows end on 2026-02-12
     split = split_and_profile(spec, clean, store, str(tmp_path / "run"), end)
 
-    assert split.rows == {"train": 28 * 60, "valid": 7 * 60, "test": 7 * 60}
+    assert split.rows == {"train": 28 * 60, "valid": 7 * 60, "test": 7 * 60, "recent": 2 * 60}
     assert split.windows["train"] == ["2026-01-01T00:00:00+00:00", "2026-01-29T00:00:00+00:00"]
     assert split.windows["test"] == ["2026-02-05T00:00:00+00:00", "2026-02-12T00:00:00+00:00"]
-    assert split.data_interval_end == "2026-02-12T00:00:00+00:00"
+    assert split.data_interval_end == "2026-02-19T00:00:00+00:00"
+    assert split.labelled_end == "2026-02-12T00:00:00+00:00"
+    assert split.plan["kind"] == "standard"
+    recent = store.read_parquet(split.recent_uri)
+    assert spec.target_column not in recent.columns and recent["event_time"].min() >= pd.Timestamp("2026-02-12", tz="UTC")
     assert len(split.source_sha256) == 64 and split.source_uri == clean
     train = store.read_parquet(split.train_uri)
     test = store.read_parquet(split.test_uri)
@@ -221,7 +225,7 @@ def test_split_and_profile_writes_windows_and_train_profile(tmp_path, spec):
     again = split_and_profile(spec, clean, store, str(tmp_path / "run"), end)
     assert again == split
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "profile.json", "test.parquet", "train.parquet", "valid.parquet"]
+        "profile.json", "recent.parquet", "reference.parquet", "test.parquet", "train.parquet", "valid.parquet"]
 
 
 def test_split_and_profile_reports_a_short_snapshot(tmp_path, spec):
@@ -230,7 +234,7 @@ def test_split_and_profile_reports_a_short_snapshot(tmp_path, spec):
     store = Store.for_uri(str(tmp_path))
     clean = store.write_parquet(str(tmp_path / "clean.parquet"), demo_days(DEMO_START, 3, rows_per_day=20))
     with pytest.raises(EmptySplitError, match=r"valid window \[2026-01-22"):
-        split_and_profile(spec, clean, store, str(tmp_path / "run"), datetime(2026, 2, 12) - timedelta(days=7))
+        split_and_profile(spec, clean, store, str(tmp_path / "run"), datetime(2026, 2, 12))
 
 
 def test_unreadable_snapshot_names_the_uri(tmp_path, spec):

@@ -23,9 +23,11 @@ BINARY_PLOTS = {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots
 
 
 def quick(spec, *, days=(14, 4, 3), **params):
-    """The spec with short windows and a single XGBoost thread (2 threads crawl on a busy 2-core box)."""
+    """The spec with short windows, labels known at once and a single XGBoost thread (2 threads
+    crawl on a busy 2-core box)."""
     train_days, valid_days, test_days = days
     return spec.model_copy(update={
+        "label_delay_days": 0,
         "windows": WindowSpec(train_days=train_days, valid_days=valid_days, test_days=test_days),
         "params": spec.params.model_copy(update={"n_jobs": 1, **params}),
     })
@@ -63,7 +65,7 @@ def binary_run(tmp_path_factory, mlflow_session_uri):
 def test_candidate_beats_prior_baseline_on_demo_data(binary_run):
     _, split, _, result, _ = binary_run
     m = result.metrics
-    assert split.rows == {"train": 14_000, "valid": 4_000, "test": 3_000}
+    assert split.rows == {"train": 14_000, "valid": 4_000, "test": 3_000, "recent": 0}
     assert m["baseline_valid_roc_auc"] == pytest.approx(0.5)
     assert m["valid_roc_auc"] > 0.8 > m["baseline_valid_roc_auc"]
     assert m["valid_log_loss"] < m["baseline_valid_log_loss"]
