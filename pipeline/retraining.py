@@ -378,6 +378,13 @@ def decide_retrain(spec: ModelSpec, *, day: str, champion: ChampionState, observ
 
     if not signal:
         reasons.append("No retrain: " + _no_signal_reason(change, forecast, costs.retrain))
+        if "shift" in checks:
+            shift = checks["shift"]
+            why = ("the champion is already adapted to it" if shift["already_adapted"] else
+                   "a retrain was already requested for it" if shift["already_requested"] else
+                   f"it needs drift.consecutive_windows {shift['threshold']} days")
+            reasons.append(f"A covariate shift on features the champion relies on, with prediction drift, has held "
+                           f"{shift['value']} day(s) since {shift['day']}; no retrain yet: {why}.")
         return RetrainDecision(retrain=False, kind=None, mode=None, status="no_retrain", signal=False,
                                trigger_reason="", reasons=reasons, blocked_by=[], checks=checks, waiting=None,
                                **common)

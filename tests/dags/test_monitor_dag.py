@@ -1,6 +1,7 @@
 """monitor__<model> end to end with dag.test(): no champion skips; stable days do not retrain;
-covariate drift from 2026-03-02 requests a retrain on its second day (hysteresis 2) and the
-trigger queues retrain__<model> with the reason and report in its conf."""
+covariate drift from 2026-03-02 on features the champion relies on requests an importance-weighted
+retrain on its second day (before any post-change label exists), and the trigger queues
+retrain__<model> with the change point, mode, reason and report in its conf."""
 
 from __future__ import annotations
 
@@ -66,15 +67,17 @@ def test_stable_then_drift_then_trigger(home, monitor_dag):
 
     state, tasks = run(monitor_dag, "2026-03-03")
     first = decision(home, "2026-03-03")
-    assert first["signal"] is True and first["retrain"] is False and "hysteresis" in first["blocked_by"]
+    assert first["retrain"] is False and first["checks"]["shift"]["value"] == 1, first["reasons"]
+    assert "needs drift.consecutive_windows 2 days" in first["reasons"][-1]
     assert tasks["trigger_retrain"] == "skipped"
 
     state, tasks = run(monitor_dag, "2026-03-04")
     second = decision(home, "2026-03-04")
-    assert second["retrain"] is True, second["reasons"]
+    assert second["retrain"] is True and second["kind"] == "shift", second["reasons"]
     assert tasks["trigger_retrain"] == "success"
     with create_session() as session:
         runs = session.query(DagRun).filter(DagRun.dag_id == f"retrain__{MODEL}").all()
         conf = [r.conf for r in runs if r.run_id.startswith("drift__")]
     assert conf and conf[0]["trigger"] == "drift" and conf[0]["as_of_date"] == "2026-03-04"
+    assert conf[0]["change_point"] == "2026-03-02" and conf[0]["mode"] == "covariate"
     assert conf[0]["report_uri"].endswith("report.html") and conf[0]["reason"]

@@ -1,8 +1,9 @@
 """retrain__<model> end to end with dag.test(): real lake, GX, MLflow (SQLite) and registry.
 
 One demo lake and one MLflow store for the module; the runs build on each other in order, as a
-user's nights would: first champion, dry run, a worse candidate, a better one, a backfill of an
-older date, a forced promotion, a bad-data day.
+user's nights would: a first champion (on a one-day window, so a later one can beat it), dry run,
+a better candidate, the same data again (no churn), a worse candidate, a backfill of an older
+date, a forced promotion, bad-data days.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from tests.dags.homes import driftline_home
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODEL = "credit_default"
-BAD_DAY = date(2026, 2, 21)
+BAD_DAYS = (date(2026, 2, 19), date(2026, 2, 20), date(2026, 2, 21))
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, airflow_db):
-    """A 60-day demo lake (bad rows on BAD_DAY) and an empty MLflow store."""
-    with driftline_home(tmp_path_factory.mktemp("driftline"), 60, rows_per_day=1000,
-                        bad_day=BAD_DAY, bad_kind="nulls") as settings:
+    """A 60-day demo lake (null-riddled rows on BAD_DAYS) and an empty MLflow store."""
+    from pipeline.demo import DemoOptions, generate_day, partition_uri
+    from pipeline.storage import Store
+
+    with driftline_home(tmp_path_factory.mktemp("driftline"), 60, rows_per_day=1000) as settings:
+        store = Store.for_uri(settings.lake_root)
+        for day in BAD_DAYS:
+            bad = generate_day(day, DemoOptions(rows_per_day=1000, bad_day=day, bad_kind="nulls"))
+            store.write_parquet(partition_uri(settings.lake_root, MODEL, day), bad)
         yield settings
 
 
@@ -61,12 +68,14 @@ def champion(settings) -> str | None:
 
 
 def test_first_run_creates_the_champion(home, retrain_dag):
-    assert run(retrain_dag, "2026-02-12") == "success"
+    assert run(retrain_dag, "2026-02-12", train_days=1) == "success"
     rec = record(home, "2026-02-12")
     assert rec["status"] == "promoted" and rec["promote"] is True
     assert rec["champion_before"] is None and rec["champion_after"] == rec["candidate_version"] == "1"
     skipped = {g["name"] for g in rec["gates"] if g["passed"] is None}
-    assert skipped == {"vs_champion", "slices", "freshness"}
+    assert skipped == {"vs_champion", "gain", "slices", "freshness"}
+    # Labels arrive 7 days late: the test window ends a week before the run's date.
+    assert rec["windows"]["test"][1].startswith("2026-02-05") and rec["plan"]["kind"] == "standard"
     assert rec["trigger"]["kind"] == "manual" and rec["links"]["mlflow_run"].startswith("http")
     assert champion(home) == "1"
     from mlflow import MlflowClient
@@ -87,20 +96,33 @@ def test_dry_run_registers_but_never_promotes(home, retrain_dag):
     assert rec["candidate_version"] == "2" and champion(home) == "1"
 
 
-def test_worse_candidate_is_not_promoted_and_the_run_succeeds(home, retrain_dag):
-    assert run(retrain_dag, "2026-02-19", train_days=1) == "success"
-    rec = record(home, "2026-02-19")
-    assert rec["status"] == "not_promoted", rec["reasons"]
-    failed = {g["name"] for g in rec["gates"] if g["passed"] is False}
-    assert "vs_champion" in failed, rec["gates"]
-    assert champion(home) == "1"
-
-
 def test_better_candidate_on_newer_data_is_promoted(home, retrain_dag):
     assert run(retrain_dag, "2026-02-19") == "success"
     rec = record(home, "2026-02-19")
     assert rec["status"] == "promoted", rec["reasons"]
     assert rec["champion_before"] == "1" and champion(home) == rec["candidate_version"]
+    gain = next(g for g in rec["gates"] if g["name"] == "gain")
+    assert gain["passed"] is True, gain["detail"]
+
+
+def test_the_same_data_again_is_not_worth_a_promotion(home, retrain_dag):
+    """A stable stream: a nightly candidate is as good as the champion, so no churn."""
+    before = champion(home)
+    assert run(retrain_dag, "2026-02-19") == "success"
+    rec = record(home, "2026-02-19")
+    assert rec["status"] == "not_promoted" and champion(home) == before
+    gain = next(g for g in rec["challengers"]["candidate"]["gates"] if g["name"] == "gain")
+    assert gain["passed"] is False and "not worth it" in gain["detail"]
+
+
+def test_worse_candidate_is_not_promoted_and_the_run_succeeds(home, retrain_dag):
+    before = champion(home)
+    assert run(retrain_dag, "2026-02-19", train_days=1) == "success"
+    rec = record(home, "2026-02-19")
+    assert rec["status"] == "not_promoted", rec["reasons"]
+    failed = {g["name"] for g in rec["challengers"]["candidate"]["gates"] if g["passed"] is False}
+    assert "vs_champion" in failed, rec["challengers"]["candidate"]["gates"]
+    assert champion(home) == before
 
 
 def test_backfill_of_an_older_date_never_moves_the_champion_back(home, retrain_dag):
@@ -108,7 +130,7 @@ def test_backfill_of_an_older_date_never_moves_the_champion_back(home, retrain_d
     assert run(retrain_dag, "2026-02-13") == "success"
     rec = record(home, "2026-02-13")
     assert rec["status"] == "not_promoted"
-    fresh = next(g for g in rec["gates"] if g["name"] == "freshness")
+    fresh = next(g for g in rec["challengers"]["candidate"]["gates"] if g["name"] == "freshness")
     assert fresh["passed"] is False and "2026-02-19" in fresh["detail"]
     assert champion(home) == before
 
@@ -122,8 +144,8 @@ def test_force_promote_needs_and_records_a_reason(home, retrain_dag):
 
 
 def test_bad_data_fails_validation_and_leaves_the_champion(home, retrain_dag):
-    """A 3-day window around the bad day: 30 % null scores and 10 % null labels on one day of
-    three is beyond the 5 % quarantine limit, so validation fails the run."""
+    """A short window holding the bad days: 30 % null scores on three days of ten is beyond the
+    5 % quarantine limit, so validation fails the run."""
     before = champion(home)
     assert run(retrain_dag, "2026-02-22", train_days=1, valid_days=1, test_days=1) == "failed"
     rec = record(home, "2026-02-22")
