@@ -25,14 +25,17 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
 export PATH := $(BIN):$(PATH)
 
-# Demo calendar: 90 days of data from DEMO_START, covariate drift from DRIFT_DAY (day 60).
+# Demo calendar: 90 days of data from DEMO_START, covariate drift from DRIFT_DAY (day 60); labels
+# arrive LABEL_DELAY days late (the lake's last LABEL_DELAY days carry no label yet).
 DEMO_START := 2026-01-01
 DEMO_DAYS := 90
+DEMO_END := 2026-04-01
 DRIFT_DAY := 2026-03-02
-FIRST_RUN := 2026-02-12
-SECOND_RUN := 2026-02-19
-STABLE_DAYS := 2026-02-26 2026-02-27
-DRIFT_DAYS := 2026-03-03 2026-03-04
+LABEL_DELAY := 7
+FIRST_RUN := 2026-02-19
+NIGHTLY_RUN := 2026-02-26
+MONITOR_DAYS := 2026-03-01 2026-03-02 2026-03-03 2026-03-04 2026-03-05 2026-03-06 2026-03-07 2026-03-08 \
+  2026-03-09 2026-03-10 2026-03-11
 
 .PHONY: help venv run demo-data airflow-db up down test test-fast bench clean
 
@@ -50,8 +53,10 @@ $(BIN)/.installed: requirements.txt
 	@touch $@
 
 demo-data: venv
+	@mkdir -p $(DRIFTLINE_HOME)
 	$(BIN)/python -m pipeline generate --model $(MODEL) --out $(DRIFTLINE_HOME)/lake \
-	  --start $(DEMO_START) --days $(DEMO_DAYS) --drift-day $(DRIFT_DAY) --drift-kind covariate
+	  --start $(DEMO_START) --days $(DEMO_DAYS) --drift-day $(DRIFT_DAY) --drift-kind covariate \
+	  --label-delay-days $(LABEL_DELAY) --as-of $(DEMO_END) > $(DRIFTLINE_HOME)/demo-data.json
 
 airflow-db: venv
 	@mkdir -p $(AIRFLOW_HOME) $(AIRFLOW__CORE__PLUGINS_FOLDER)
@@ -59,27 +64,31 @@ airflow-db: venv
 	@echo "airflow metadata DB ready ($(AIRFLOW_HOME))"
 
 run: demo-data airflow-db
-	@for day in $(FIRST_RUN) $(SECOND_RUN); do \
-	  echo "== retrain__$(MODEL) for $$day"; \
-	  $(BIN)/airflow dags test retrain__$(MODEL) $$day > $(DRIFTLINE_HOME)/retrain-$$day.log 2>&1 \
-	    || { tail -40 $(DRIFTLINE_HOME)/retrain-$$day.log; exit 1; }; \
-	  $(BIN)/python -m pipeline show $(MODEL) --date $$day; done
-	@for day in $(STABLE_DAYS) $(DRIFT_DAYS); do \
-	  echo "== monitor__$(MODEL) for $$day"; \
+	@echo "== retrain__$(MODEL) for $(FIRST_RUN): the first champion"
+	@$(BIN)/airflow dags test retrain__$(MODEL) $(FIRST_RUN) > $(DRIFTLINE_HOME)/retrain-$(FIRST_RUN).log 2>&1 \
+	  || { tail -40 $(DRIFTLINE_HOME)/retrain-$(FIRST_RUN).log; exit 1; }
+	@$(BIN)/python -m pipeline show $(MODEL) --date $(FIRST_RUN) --brief
+	@echo "== retrain__$(MODEL) for $(NIGHTLY_RUN): a nightly run on the same, stable data"
+	@$(BIN)/airflow dags test retrain__$(MODEL) $(NIGHTLY_RUN) > $(DRIFTLINE_HOME)/retrain-$(NIGHTLY_RUN).log 2>&1 \
+	  || { tail -40 $(DRIFTLINE_HOME)/retrain-$(NIGHTLY_RUN).log; exit 1; }
+	@$(BIN)/python -m pipeline show $(MODEL) --date $(NIGHTLY_RUN) --brief
+	@echo "== monitor__$(MODEL) day by day; covariate drift starts on $(DRIFT_DAY), labels arrive $(LABEL_DELAY) days late"
+	@for day in $(MONITOR_DAYS); do \
 	  $(BIN)/airflow dags test monitor__$(MODEL) $$day > $(DRIFTLINE_HOME)/monitor-$$day.log 2>&1 \
 	    || { tail -40 $(DRIFTLINE_HOME)/monitor-$$day.log; exit 1; }; \
-	  $(BIN)/python -m pipeline show $(MODEL) --monitor --date $$day; done
-	@conf=$$($(BIN)/python -m pipeline show $(MODEL) --monitor --date $(lastword $(DRIFT_DAYS)) --trigger-conf); \
-	 if [ -n "$$conf" ]; then \
-	  echo "== the monitor requested a retrain; running retrain__$(MODEL) with its conf (a scheduler would run the queued run)"; \
-	  $(BIN)/airflow dags test retrain__$(MODEL) $(lastword $(DRIFT_DAYS)) -c "$$conf" > $(DRIFTLINE_HOME)/retrain-drift.log 2>&1 \
-	    || { tail -40 $(DRIFTLINE_HOME)/retrain-drift.log; exit 1; }; \
-	  $(BIN)/python -m pipeline show $(MODEL) --date $(lastword $(DRIFT_DAYS)); fi
+	  $(BIN)/python -m pipeline show $(MODEL) --monitor --date $$day --brief; \
+	  conf=$$($(BIN)/python -m pipeline show $(MODEL) --monitor --date $$day --trigger-conf); \
+	  if [ -n "$$conf" ]; then \
+	    echo "   -> running the retrain it requested (a scheduler would run the queued run)"; \
+	    $(BIN)/airflow dags test retrain__$(MODEL) $$day -c "$$conf" > $(DRIFTLINE_HOME)/retrain-$$day.log 2>&1 \
+	      || { tail -40 $(DRIFTLINE_HOME)/retrain-$$day.log; exit 1; }; \
+	    $(BIN)/python -m pipeline show $(MODEL) --date $$day --brief | sed 's/^/   /'; \
+	  fi; done
 	@$(BIN)/python -m pipeline status $(MODEL)
 	@echo
 	@echo "Where to look:"
-	@echo "  decision records  $(DRIFTLINE_HOME)/artifacts/$(MODEL)/runs/<date>/decision.json"
-	@echo "  drift reports     $(DRIFTLINE_HOME)/artifacts/$(MODEL)/monitor/<date>/report.html"
+	@echo "  decision records  $(DRIFTLINE_HOME)/artifacts/$(MODEL)/runs/<date>/decision.json  (python -m pipeline show $(MODEL) --date D)"
+	@echo "  monitor records   $(DRIFTLINE_HOME)/artifacts/$(MODEL)/monitor/<date>/decision.json, report.html"
 	@echo "  task logs         $(DRIFTLINE_HOME)/*.log"
 	@echo "  UIs               make up  ->  Airflow http://127.0.0.1:8080, MLflow http://127.0.0.1:5000"
 

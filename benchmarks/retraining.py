@@ -927,8 +927,10 @@ def targets(run: StreamRun, stream: dict[str, Any]) -> list[dict[str, Any]]:
 
     if run.harmful:
         v = loop["days_to_labelled_post_change_champion"]
+        judged = run.config.days_after > delay + TARGET_EXTRA_DAYS
         add("labelled post-change champion within label_delay + 3 days", v, delay + TARGET_EXTRA_DAYS,
-            v is not None and v <= delay + TARGET_EXTRA_DAYS)
+            (v is not None and v <= delay + TARGET_EXTRA_DAYS) if judged else None,
+            "" if judged else "not judged: the stream ends before the deadline")
         if run.kind == "covariate":
             v = loop["days_to_adapted_champion"]
             add("importance-weighted champion within 3 days of a harmful covariate shift", v, TARGET_ADAPTED_DAYS,
@@ -1011,15 +1013,20 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def markdown(report: dict[str, Any]) -> str:
     config = report["config"]
     alphas = config["alphas"]
-    lines = [
-        f"Retraining benchmark (`python -m benchmarks.retraining`): {config['rows_per_day']} rows/day, first champion "
-        "on day W = label_delay + train + valid + test days (49), "
-        f"change on W + {config['days_before']}, {config['days_after']} days after it; periodic every "
+    first = next(iter(report["streams"].values()), None)
+    w = (date.fromisoformat(first["calendar"]["first_champion"]) - START).days if first else "W"
+    intro = (
+        f"Retraining benchmark (`python -m benchmarks.retraining`): {config['rows_per_day']} rows/day; the first "
+        f"champion is trained on day W = label_delay + train + valid + test days = {w}, the stream changes on "
+        f"W + {config['days_before']} and runs {config['days_after']} days after the change; periodic every "
         f"{config['k']} days; oracle at alpha {config['middle_alpha']:g}. Delays in days after the change "
-        "(adapted / labelled post-change champion); gap to the oracle over days change + label_delay + 3 .. end "
-        "(AUC points for binary, % RMSE for regression; positive = worse); cost = alpha x retrains + "
-        "sum of (1 - AUC) or (1 - R2) over the days after W. "
-        f"Machine: {report['machine']['cores']} cores, wall {report['wall_seconds'] / 60:.0f} min.",
+        "(adapted = importance-weighted champion; labelled = champion trained on post-change labelled rows); mean "
+        "metric and gap to the oracle over change + label_delay + 3 .. end (AUC points for binary, % RMSE for "
+        "regression; positive = worse than the oracle); cost = alpha x retrains + sum of (1 - AUC) or (1 - R2) over "
+        f"the days after W. Machine: {report['machine']['cores']} cores, wall {(report['wall_seconds'] or 0) / 60:.0f} min."
+    )
+    lines = [
+        intro,
         "",
         ("| stream | policy | detection delay | post-change champion (adapted / labelled) "
          "| false alarms /100 stable days | retrains | promotions | mean metric after | gap to oracle | "
@@ -1041,7 +1048,7 @@ def markdown(report: dict[str, Any]) -> str:
                 + " | ".join(_fmt(s["cost"][str(a)], 2) for a in alphas) + " |")
     lines += ["", "Targets (the loop):", ""]
     for t in report["targets"]:
-        mark = "met" if t["met"] else "MISSED"
+        mark = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
         lines.append(f"- {mark}: {t['stream']}: {t['target']}: {_fmt(t['value'])} vs {_fmt(t['threshold'])}"
                      + (f" ({t['note']})" if t.get("note") else ""))
     return "\n".join(lines) + "\n"
@@ -1051,7 +1058,7 @@ def markdown(report: dict[str, Any]) -> str:
 # command line
 
 
-def _parse(argv: list[str] | None) -> Config:
+def _parse(argv: list[str] | None) -> tuple[Config, bool]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.retraining", description=__doc__.splitlines()[0])
     parser.add_argument("--streams", help=f"comma-separated stream names (default: {','.join(DEFAULT_STREAMS)})")
     parser.add_argument("--rows-per-day", type=int)
@@ -1067,6 +1074,9 @@ def _parse(argv: list[str] | None) -> Config:
                                       "with --quick: <workdir>/results)")
     parser.add_argument("--workdir", help="cache and run directories (default /tmp/driftline-retraining)")
     parser.add_argument("--jobs", type=int, help="streams run in parallel processes (default 2)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rebuild the JSON, table and plots from the results cached in --workdir "
+                             "for these data settings (whatever pipeline code produced them; the report names it)")
     args = parser.parse_args(argv)
     config = Config()
     if args.quick:
@@ -1090,73 +1100,93 @@ def _parse(argv: list[str] | None) -> Config:
     config = replace(config, out=str(Path(out).resolve()), workdir=str(Path(config.workdir).resolve()))
     if config.days_before < 1 or config.days_after < 1 or config.k < 1:
         parser.error("--days-before, --days-after and --k must be >= 1")
-    return config
+    return config, args.report_only
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = _parse(argv)
+    config, report_only = _parse(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads starve the other stream
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    cwd = os.getcwd()
-    started = time.perf_counter()
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    code = code_hash()
-    print(f"retraining benchmark: {len(config.streams)} stream(s) x {', '.join(config.policies)}; "
-          f"{config.rows_per_day} rows/day; workdir {config.workdir}; code {code}; jobs {config.jobs}", flush=True)
     for name in config.streams:
-        stream_run(name, config, code)
+        stream_run(name, config, "")
+    manifest_path = Path(config.workdir) / config.data_key / "manifest.json"
     errors: dict[str, str] = {}
-    if config.jobs <= 1 or len(config.streams) == 1:
-        for name in config.streams:
-            try:
-                run_stream(name, config, code)
-            except Exception as err:  # reported below; the other streams still run
-                errors[name] = f"{type(err).__name__}: {err}"
-            finally:
-                os.chdir(cwd)
+    if report_only:
+        manifest = _read_json(manifest_path) or {}
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=config.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {name: pool.submit(run_stream, name, config, code) for name in config.streams}
-            for name, future in futures.items():
-                try:
-                    future.result()
-                except Exception as err:
-                    errors[name] = f"{type(err).__name__}: {err}"
+        manifest = {"code": code_hash(), "git_head_at_start": git_head(),
+                    "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "jobs": config.jobs}
+        _write_json(manifest_path, manifest)
+        print(f"retraining benchmark: {len(config.streams)} stream(s) x {', '.join(config.policies)}; "
+              f"{config.rows_per_day} rows/day; workdir {config.workdir}; code {manifest['code']}; "
+              f"jobs {config.jobs}", flush=True)
+        started = time.perf_counter()
+        errors = run_streams(config, manifest["code"])
+        manifest["wall_seconds"] = round(time.perf_counter() - started, 1)
+        manifest["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        _write_json(manifest_path, manifest)
     for name, error in errors.items():
         print(f"{name}: FAILED: {error}", file=sys.stderr, flush=True)
-    report = build_report(config, code, load_before, time.perf_counter() - started, errors)
+    report = build_report(config, manifest, errors)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "retraining.json", report)
     (out / "retraining.md").write_text(markdown(report))
     print((out / "retraining.md").read_text())
-    print(f"wrote {out / 'retraining.json'}, {out / 'retraining.md'} and {len(report['streams'])} PNG(s) "
-          f"in {report['wall_seconds']:.0f} s", flush=True)
+    print(f"wrote {out / 'retraining.json'}, {out / 'retraining.md'} and {len(report['streams'])} PNG(s)", flush=True)
     return 1 if errors else 0
 
 
-def build_report(config: Config, code: str, load_before: list[float], wall: float,
-                 errors: dict[str, str]) -> dict[str, Any]:
-    """Read every cached result back, summarise, plot; the JSON report."""
+def run_streams(config: Config, code: str) -> dict[str, str]:
+    """Run every stream (``config.jobs`` processes); returns stream -> error for those that failed."""
+    errors: dict[str, str] = {}
+    cwd = os.getcwd()
+    if config.jobs <= 1 or len(config.streams) == 1:
+        for name in config.streams:
+            try:
+                run_stream(name, config, code)
+            except Exception as err:  # reported; the other streams still run
+                errors[name] = f"{type(err).__name__}: {err}"
+            finally:
+                os.chdir(cwd)
+        return errors
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=config.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(run_stream, name, config, code) for name in config.streams}
+        for name, future in futures.items():
+            try:
+                future.result()
+            except Exception as err:  # reported; the other streams still run
+                errors[name] = f"{type(err).__name__}: {err}"
+    return errors
+
+
+def build_report(config: Config, manifest: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """Read the cached results of ``config`` back (those of its data settings, whatever code made
+    them: the report names it), summarise, plot; the JSON report."""
     quiet()
-    streams, all_targets, seeds = {}, [], {}
+    streams, all_targets, seeds, codes, finished = {}, [], {}, set(), []
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in config.streams:
         if name in errors:
             continue
-        run = stream_run(name, config, code)
+        run = stream_run(name, config, manifest.get("code", ""))
         results = {}
         for policy in config.policies:
-            result = _read_json(run.policy_dir(policy) / "result.json")
-            if result is not None:
+            path = run.policy_dir(policy) / "result.json"
+            result = _read_json(path)
+            if result is not None and result["stamp"].get("data") == config.data_key:
                 results[policy] = result
+                codes.add(result["stamp"].get("code"))
+                finished.append(path.stat().st_mtime)
         if not results:
             continue
+        run = replace(run, code=next(iter(codes)))
         stream = summarise_stream(run, results)
         seed = _read_json(run.root / "seed" / "seed.json") or {}
         clone = [r.get("clone_seconds") for p, r in results.items() if p != "oracle"]
@@ -1165,15 +1195,26 @@ def build_report(config: Config, code: str, load_before: list[float], wall: floa
         streams[name] = stream
         all_targets += targets(run, stream)
         plot_stream(run, stream, out / f"retraining_{name}.png")
+    wall = manifest.get("wall_seconds")
+    if wall is None and finished:
+        lakes = [(run_dir / "lake" / "complete.json") for run_dir in
+                 (Path(config.workdir) / config.data_key / n for n in streams)]
+        first = min((p.stat().st_mtime for p in lakes if p.exists()), default=min(finished))
+        wall = round(max(finished) - first, 1)
     return {
         "benchmark": "retraining",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": {**asdict(config), "middle_alpha": config.middle_alpha},
-        "code": {"pipeline_sha256_12": code, "git_head": git_head()},
+        "code": {"pipeline_sha256_12": sorted(c for c in codes if c), "git_head_at_start":
+                 manifest.get("git_head_at_start"), "started_at": manifest.get("started_at")},
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_start": load_before, "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+                    "load_average_at_start": manifest.get("load_average_at_start"),
+                    "load_average_at_end": manifest.get("load_average_at_end")
+                    or [round(x, 2) for x in os.getloadavg()],
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
-        "wall_seconds": round(wall, 1),
+        "wall_seconds": wall,
+        "wall_note": None if manifest.get("wall_seconds") is not None else
+        "estimated from file times (first lake written to last result written)",
         "errors": errors,
         "definitions": {
             "daily metric": "primary metric of the champion in service after the day's runs on that day's rows "

@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--monitor", action="store_true", help="the monitor's decision for that date")
     show.add_argument("--trigger-conf", action="store_true",
                       help="with --monitor: print only the retrain conf JSON if a retrain was requested")
+    show.add_argument("--brief", action="store_true", help="the verdict and its deciding reason only")
     show.set_defaults(func=cmd_show)
 
     suggest = sub.add_parser("suggest-suite", help="draft a Great Expectations suite from a reference window",
@@ -269,6 +270,11 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _stamp(iso: str) -> str:
+    """An ISO instant as a day when it is midnight, else to the minute."""
+    return iso[:10] if iso[11:19] in ("", "00:00:00") else iso[:16].replace("T", " ")
+
+
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.artifacts import monitor_prefix, run_prefix
     from pipeline.storage import Store, join
@@ -285,15 +291,29 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
               + (f", {record.get('retrain_kind')}, {record.get('mode')}" if record.get("retrain") else "") + ")")
         if record.get("waiting"):
             print(f"  {record['waiting']}")
+        if args.brief:
+            for reason in record.get("reasons", [])[-1:]:
+                print(f"  - {reason}")
+            return EXIT_OK
     else:
         print(f"retrain {args.model} {args.date}: {record['status'].upper()} -- {record['summary']}")
         print(f"  champion: {record['champion_before']} -> {record['champion_after']}"
               f"   registered: v{record['candidate_version']} ({record.get('chosen') or 'candidate'})"
               f"   trigger: {record['trigger'].get('kind')}")
         if record.get("windows"):
-            plan = record.get("plan") or {}
-            print(f"  windows ({plan.get('kind', 'standard')}): " + ", ".join(
-                f"{name} {w[0][:10]}..{w[1][:10]}" for name, w in record["windows"].items()))
+            plan, adaptation = record.get("plan") or {}, record.get("adaptation") or {}
+            how = plan.get("kind", "standard")
+            if plan.get("change_point"):
+                how += f" at the change on {plan['change_point']}"
+            if plan.get("post_change_rows"):
+                how += f", {plan['post_change_rows']} labelled rows after it"
+            if adaptation.get("strategy"):
+                how += f"; pre-change rows: {adaptation['strategy']}"
+            print(f"  windows ({how}): " + ", ".join(
+                f"{name} {_stamp(w[0])}..{_stamp(w[1])}" for name, w in record["windows"].items()))
+        if args.brief:
+            print(f"  - {record.get('choice') or (record.get('reasons') or [''])[0]}")
+            return EXIT_OK
         for gate in record.get("gates", []):
             mark = {True: "pass", False: "FAIL", None: "skip"}[gate["passed"]]
             print(f"  [{mark}] {gate['name']}: {gate['detail']}")
