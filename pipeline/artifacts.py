@@ -62,6 +62,10 @@ class Snapshot(Record):
         source: human description of where the rows came from.
         window_start, window_end: ISO datetimes, ``[start, end)``.
         missing_days: ``YYYY-MM-DD`` days inside the window with no rows.
+        timestamp_issues: counts of rows with a null, unparseable (with a sample), future or
+            before-the-window timestamp (the first three are in the snapshot, for validation to
+            quarantine; the last are left out).
+        ignored_files: files in the window's partitions that are not of the source's format.
     """
 
     uri: str
@@ -73,3 +77,5 @@ class Snapshot(Record):
     window_start: str
     window_end: str
     missing_days: list[str] = field(default_factory=list)
+    timestamp_issues: dict[str, Any] = field(default_factory=dict)
+    ignored_files: list[str] = field(default_factory=list)

@@ -311,6 +311,14 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
                 how += f"; pre-change rows: {adaptation['strategy']}"
             print(f"  windows ({how}): " + ", ".join(
                 f"{name} {_stamp(w[0])}..{_stamp(w[1])}" for name, w in record["windows"].items()))
+        evidence = record.get("evidence") or {}
+        if evidence.get("quarantined_rows"):
+            print(f"  quarantined {evidence['quarantined_rows']} of {evidence.get('rows')} rows: "
+                  + ", ".join(f"{k} {v}" for k, v in (evidence.get("quarantine_reasons") or {}).items()))
+        for warning in evidence.get("validation_warnings") or []:
+            print(f"  validation warning: {warning}")
+        if evidence.get("ignored_files"):
+            print(f"  files not read (not the source's format): {', '.join(evidence['ignored_files'][:5])}")
         if args.brief:
             print(f"  - {record.get('choice') or (record.get('reasons') or [''])[0]}")
             return EXIT_OK

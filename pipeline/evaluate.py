@@ -171,6 +171,11 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
                               f"{len(columns)} columns of spec.model_columns")
     w = _weights(weights, len(y), where)
     features = test_df[columns]
+    numeric = features.select_dtypes("number")
+    bad = [c for c in numeric.columns if not np.isfinite(numeric[c].to_numpy(dtype=float, na_value=0.0)).all()]
+    if bad:
+        raise EvaluationError(f"{where}: test window columns {bad} hold inf or -inf; validation quarantines such rows "
+                              "(its built-in finite check): was the window validated?")
 
     models = {"candidate": candidate, "baseline": baseline}
     if champion is not None:

@@ -22,8 +22,13 @@ Contract:
   target ``float64``, categorical features ``string``; other columns keep the type of the first
   file that has them (later files are cast to it safely, else :class:`SchemaMismatch`; a column
   first seen in a later file is dropped with a warning). Columns are ordered as
-  ``spec.required_columns``, then the others sorted. Rows with a null timestamp are dropped
-  with a warning.
+  ``spec.required_columns``, then the others sorted.
+* Nothing is dropped silently. Rows whose timestamp is null or unparseable (kept with a null
+  timestamp) or in the future of the window's end are kept in the snapshot, so validation
+  quarantines them with a reason; rows stamped before the window start (found in a window
+  partition) are left out. Each kind is counted in ``Snapshot.timestamp_issues`` (with a sample
+  of the unparseable values), and files of another format in a window partition are listed in
+  ``Snapshot.ignored_files``.
 * ``content_hash`` is the sum modulo 2**64 of ``pandas.util.hash_pandas_object(frame,
   index=False)`` over all rows (hex; integer columns hashed as pandas ``Int64``, which for a
   column without nulls equals plain ``int64``), so it does not depend on file order, batch
@@ -125,8 +130,9 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
     source = _describe_source(spec, pg_uri)
     window = f"[{start.isoformat()}, {end.isoformat()})"
 
+    ignored: list[str] = []
     if spec.source.kind == "lake":
-        parts = _lake_parts(spec, start, end, s3_client)
+        parts = _lake_parts(spec, start, end, s3_client, ignored)
     else:
         if not pg_uri:
             raise SourceUnreachable(f"{source}: no PostgreSQL URI given (pass pg_uri or configure "
@@ -151,6 +157,12 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
     missing = [d.isoformat() for d in _window_days(start, end) if d not in writer.days_seen]
     if missing:
         log.warning("%s: %d day(s) of %s have no rows: %s", source, len(missing), window, ", ".join(missing))
+    if ignored:
+        log.warning("%s: %d file(s) in the window's partitions are not %s and were not read: %s", source,
+                    len(ignored), spec.source.format, ", ".join(ignored[:5]))
+    issues = writer.timestamp_issues()
+    if any(v for k, v in issues.items() if k != "unparseable_sample"):
+        log.warning("%s: timestamp issues in %s: %s", source, window, issues)
     snapshot = Snapshot(
         uri=snapshot_uri,
         metadata_uri=join(out_prefix, "snapshot.json"),
@@ -161,6 +173,8 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
         window_start=start.isoformat(),
         window_end=end.isoformat(),
         missing_days=missing,
+        timestamp_issues=issues,
+        ignored_files=ignored,
     )
     store.write_json(snapshot.metadata_uri, snapshot.to_dict())
     log.info("%s: %d rows in %s -> %s", source, snapshot.rows, window, snapshot_uri)
@@ -219,6 +233,12 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def _next_midnight(value: datetime) -> datetime:
+    """``value`` if it is midnight UTC, else the next midnight."""
+    midnight = value.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == value else midnight + timedelta(days=1)
+
+
 def _window_days(start: datetime, end: datetime) -> list[date]:
     """Calendar days (UTC) that overlap ``[start, end)``."""
     last = (end - timedelta(microseconds=1)).date()
@@ -255,6 +275,12 @@ class _SnapshotWriter:
     hash_sum: int = 0
     dtypes: dict[str, str] = field(default_factory=dict)
     days_seen: set[date] = field(default_factory=set)
+    null_timestamps: int = 0
+    unparseable: int = 0
+    unparseable_sample: list[str] = field(default_factory=list)
+    future: int = 0
+    before_window: int = 0
+    after_window: int = 0
     _schema: pa.Schema | None = None
     _writer: pq.ParquetWriter | None = None
     _pending: list[tuple[str, pa.Table]] = field(default_factory=list)
@@ -319,6 +345,12 @@ class _SnapshotWriter:
         self.days_seen.update(d for d in day_values.to_pylist() if d is not None)
         self.rows += table.num_rows
 
+    def timestamp_issues(self) -> dict[str, Any]:
+        """Counts of rows with a null, unparseable, future or too-early timestamp (see the contract)."""
+        return {"null": self.null_timestamps, "unparseable": self.unparseable,
+                "unparseable_sample": self.unparseable_sample, "future": self.future,
+                "before_window": self.before_window, "after_window": self.after_window}
+
     def _wait_for_write(self) -> None:
         if self._write_future is not None:
             future, self._write_future = self._write_future, None
@@ -340,41 +372,46 @@ class _SnapshotWriter:
         return pa.schema(fields)
 
     def _window_and_conform(self, run: list[tuple[str, pa.Table]]) -> pa.Table:
-        """Rows of a run of same-schema tables inside the window, in the snapshot schema."""
+        """Rows of a run of same-schema tables for the window, in the snapshot schema."""
         if len(run) == 1:
             return self._window_and_conform_one(*run[0])
-        ts = self.spec.timestamp_column
-        for where, table in run:
-            if table.column(ts).null_count:
-                self._warn_null_timestamps(where, table.column(ts).null_count)
         label = f"{run[0][0]} (and {len(run) - 1} more file(s) with the same columns)"
         try:
-            return self._window_and_conform_one(label, pa.concat_tables([t for _, t in run]), warn=False)
+            return self._window_and_conform_one(label, pa.concat_tables([t for _, t in run]))
         except SchemaMismatch:
             for where, table in run:  # re-run file by file so the error names the file at fault
-                self._window_and_conform_one(where, table, warn=False)
+                self._window_and_conform_one(where, table)
             raise
 
-    def _window_and_conform_one(self, where: str, table: pa.Table, warn: bool = True) -> pa.Table:
-        ts = _to_timestamp(table.column(self.spec.timestamp_column), where, self.spec.timestamp_column)
-        keep = pc.and_(pc.greater_equal(ts, pa.scalar(self.start, TIMESTAMP_TYPE)),
-                       pc.less(ts, pa.scalar(self.end, TIMESTAMP_TYPE)))
-        table = table.set_column(table.schema.get_field_index(self.spec.timestamp_column),
-                                 self.spec.timestamp_column, ts)
-        if keep.null_count:
-            if warn:
-                self._warn_null_timestamps(where, keep.null_count)
-            keep = pc.fill_null(keep, False)
-        table = table.filter(keep)
+    def _window_and_conform_one(self, where: str, table: pa.Table) -> pa.Table:
+        name = self.spec.timestamp_column
+        raw = table.column(name)
+        ts = _to_timestamp(raw, where, name)
+        if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+            bad = pc.and_(pc.is_valid(raw), pc.is_null(ts))
+            n_bad = pc.sum(bad).as_py() or 0
+            if n_bad:
+                self.unparseable += n_bad
+                sample = pc.unique(raw.filter(bad)).to_pylist()[: 5 - len(self.unparseable_sample)]
+                self.unparseable_sample.extend(repr(v) for v in sample)
+        self.null_timestamps += raw.null_count
+        before = pc.fill_null(pc.less(ts, pa.scalar(self.start, TIMESTAMP_TYPE)), False)
+        # A window may end inside a day: the rest of that day's partition is simply outside it.
+        # From the next midnight on, a row in a window partition claims to come from the future.
+        horizon = _next_midnight(self.end)
+        late = pc.fill_null(pc.and_(pc.greater_equal(ts, pa.scalar(self.end, TIMESTAMP_TYPE)),
+                                    pc.less(ts, pa.scalar(horizon, TIMESTAMP_TYPE))), False)
+        self.before_window += pc.sum(before).as_py() or 0
+        self.after_window += pc.sum(late).as_py() or 0
+        self.future += pc.sum(pc.fill_null(pc.greater_equal(ts, pa.scalar(horizon, TIMESTAMP_TYPE)), False)).as_py() or 0
+        table = table.set_column(table.schema.get_field_index(name), name, ts)
+        # Null (or unparseable) and future timestamps stay, for validation to quarantine and count.
+        table = table.filter(pc.invert(pc.or_(before, late)))
         if table.num_rows == 0:
             return table
         if self._schema is None:
             self._schema = self._target_schema(table)
         return self._conform(table, where)
-
-    def _warn_null_timestamps(self, where: str, count: int) -> None:
-        log.warning("%s: %d row(s) with a null %s dropped (they belong to no window)",
-                    where, count, self.spec.timestamp_column)
 
     def _conform(self, table: pa.Table, where: str) -> pa.Table:
         assert self._schema is not None
@@ -477,7 +514,14 @@ def _to_timestamp(col: pa.ChunkedArray, where: str, name: str) -> pa.ChunkedArra
             try:
                 return col.cast(TIMESTAMP_TYPE)
             except pa.ArrowInvalid:
+                pass
+            try:
                 return col.cast(pa.timestamp("us")).cast(TIMESTAMP_TYPE)
+            except pa.ArrowInvalid:
+                # Some values do not parse: parse value by value (vectorised), unparseable -> null,
+                # so those rows are quarantined and counted instead of the whole file failing.
+                parsed = pd.to_datetime(col.to_pandas(), errors="coerce", utc=True, format="ISO8601")
+                return pa.chunked_array([pa.array(parsed, type=TIMESTAMP_TYPE)])
         if pa.types.is_date(t):
             return col.cast(pa.timestamp("us")).cast(TIMESTAMP_TYPE)
         if pa.types.is_null(t):
@@ -521,32 +565,39 @@ def _is_data_file(name: str, fmt: str) -> bool:
     return not name.startswith(_HIDDEN_PREFIXES) and name.endswith(f".{fmt}")
 
 
-def _lake_parts(spec: ModelSpec, start: datetime, end: datetime, s3_client: Any) -> Iterator[tuple[str, pa.Table]]:
+def _lake_parts(spec: ModelSpec, start: datetime, end: datetime, s3_client: Any,
+                ignored: list[str]) -> Iterator[tuple[str, pa.Table]]:
     uri = spec.source.uri or ""
     days = _window_days(start, end)
     if is_s3(uri):
         if s3_client is None:
             raise SourceUnreachable(f"{spec.source.describe()}: an s3:// lake needs an S3 client "
                                     f"(connection {spec.source.conn_id or 'aws_default'!r})")
-        return _s3_lake_parts(spec, uri, days, s3_client)
+        return _s3_lake_parts(spec, uri, days, s3_client, ignored)
     root = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
     if not root.is_dir():
         raise SourceUnreachable(f"{spec.source.describe()}: lake root {root} does not exist or is not a directory")
-    return _local_lake_parts(spec, root, days)
+    return _local_lake_parts(spec, root, days, ignored)
 
 
-def _local_lake_parts(spec: ModelSpec, root: Path, days: list[date]) -> Iterator[tuple[str, pa.Table]]:
+def _local_lake_parts(spec: ModelSpec, root: Path, days: list[date], ignored: list[str]
+                      ) -> Iterator[tuple[str, pa.Table]]:
     for day in days:
         part = root / f"ds={day:%Y-%m-%d}"
         if not part.is_dir():
             continue
         for path in sorted(part.iterdir()):
-            if path.is_file() and _is_data_file(path.name, spec.source.format):
-                for table in _read_lake_file(spec, str(path), str(path)):
-                    yield str(path), table
+            if not path.is_file() or path.name.startswith(_HIDDEN_PREFIXES):
+                continue
+            if not _is_data_file(path.name, spec.source.format):
+                ignored.append(str(path))
+                continue
+            for table in _read_lake_file(spec, str(path), str(path)):
+                yield str(path), table
 
 
-def _s3_lake_parts(spec: ModelSpec, uri: str, days: list[date], client: Any) -> Iterator[tuple[str, pa.Table]]:
+def _s3_lake_parts(spec: ModelSpec, uri: str, days: list[date], client: Any,
+                   ignored: list[str]) -> Iterator[tuple[str, pa.Table]]:
     bucket, root_key = split_s3(uri)
     endpoint = getattr(getattr(client, "meta", None), "endpoint_url", "?")
     try:
@@ -563,7 +614,7 @@ def _s3_lake_parts(spec: ModelSpec, uri: str, days: list[date], client: Any) -> 
 
     # Objects are fetched a few at a time (S3 latency, not bandwidth, bounds one GET) but parsed
     # in key order, so memory stays bounded by _S3_PARALLEL_GETS objects.
-    keys = _s3_window_keys(spec, client, bucket, root_key.rstrip("/"), days, endpoint)
+    keys = _s3_window_keys(spec, client, bucket, root_key.rstrip("/"), days, endpoint, ignored)
     with ThreadPoolExecutor(max_workers=_S3_PARALLEL_GETS, thread_name_prefix="driftline-s3-get") as pool:
         pending: deque[tuple[str, Future[bytes]]] = deque()
         for key in keys:
@@ -581,7 +632,7 @@ def _parse_s3_object(spec: ModelSpec, bucket: str, key: str, body: Future[bytes]
 
 
 def _s3_window_keys(spec: ModelSpec, client: Any, bucket: str, root_key: str, days: list[date],
-                    endpoint: str) -> Iterator[str]:
+                    endpoint: str, ignored: list[str]) -> Iterator[str]:
     """Data object keys directly under each window day's partition prefix, in order."""
     for day in days:
         prefix = f"{root_key}/ds={day:%Y-%m-%d}/" if root_key else f"ds={day:%Y-%m-%d}/"
@@ -593,8 +644,12 @@ def _s3_window_keys(spec: ModelSpec, client: Any, bucket: str, root_key: str, da
                                     f"({err})") from None
         for key in sorted(keys):
             name = key[len(prefix):]
-            if "/" not in name and _is_data_file(name, spec.source.format):
+            if "/" in name or name.startswith(_HIDDEN_PREFIXES):
+                continue
+            if _is_data_file(name, spec.source.format):
                 yield key
+            else:
+                ignored.append(f"s3://{bucket}/{key}")
 
 
 def _quote_ident(name: str) -> str:

@@ -17,7 +17,13 @@ Contract:
   to quarantine, whatever their verdict. An expectation on a column that is missing from the
   data fails with its own severity and says the column is missing.
 * A snapshot whose ``snapshot.json`` (the ingest record beside it) names a window gets one
-  more critical, row-level check: timestamps inside ``[window_start, window_end)``.
+  more critical, row-level check: timestamps inside ``[window_start, window_end)`` (rows stamped
+  in the future of the run, or with no parseable timestamp, are quarantined and counted).
+* Every numeric feature (and a regression target) gets a built-in critical, row-level
+  *finite* check: ``inf`` and ``-inf`` are impossible values, quarantined like any other (GX's
+  ``expect_column_values_to_be_between`` at the float64 limits, so it is in the report and Data
+  Docs). Physical ranges (an income cannot be 1e308) are the suite's own critical, row-level
+  ``between`` checks; ``suggest-suite`` drafts them.
 * Labels arrive late: with ``labelled_before``, expectations on the target column judge only the
   rows stamped before it (a GX ``row_condition``), and the clean rows after it carry no label
   (the target is nulled), so no later stage can use a label it could not have had.
@@ -39,7 +45,7 @@ import math
 import os
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +118,7 @@ class ValidationReport(Record):
         report_uri, quarantine_uri, clean_uri: the written artifacts.
         data_docs_uri: the Data Docs ``index.html``.
         suite_name: the suite that was run.
+        quarantine_reasons: reason -> quarantined rows (a row may count under several).
     """
 
     success: bool
@@ -126,6 +133,7 @@ class ValidationReport(Record):
     clean_uri: str
     data_docs_uri: str
     suite_name: str
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, *,
@@ -227,15 +235,22 @@ def load_suite(spec: ModelSpec, expectations_dir: Path | None = None) -> dict:
     return suite
 
 
-def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.1) -> dict:
+#: ``suggest-suite``'s physical range: this many reference spans beyond the observed values
+#: (review it: the real physical limits of a column are domain knowledge).
+_PHYSICAL_SPANS = 10.0
+
+
+def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.25) -> dict:
     """Profile a clean reference frame into a GX suite to review and save.
 
     Emits: the required columns present (critical); one type family per column (critical);
     not-null for the id, timestamp, target and every feature without reference nulls
     (critical, row-level, ``mostly = 1 - max_quarantine_fraction``); a null-rate ceiling for
     features that have nulls (warning: reference rate widened by ``margin`` plus three standard
-    errors of a ``min_rows`` window); numeric ranges widened by ``margin`` of their span and
-    categorical value sets (warnings: an unseen value is drift, not bad data); unique id
+    errors of a ``min_rows`` window); for numeric columns a *physical* range (critical,
+    row-level: 0 or ten spans below the observed minimum to ten spans above the maximum -- review
+    it against the column's real limits) and a *typical* range widened by ``margin`` of the span
+    (warning), and categorical value sets (warnings: an unseen value is drift, not bad data); unique id
     (critical, row-level); parseable timestamps when they arrive as strings (critical,
     row-level); ``target in {0, 1}`` for binary models (critical, row-level); at least
     ``min_rows`` rows (critical). Ranges of columns never negative in the reference stop at 0.
@@ -286,13 +301,22 @@ def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.1) -> 
             expectations.append(_expectation("expect_column_values_to_be_in_set", "critical", True,
                                              column=column, value_set=[0, 1], mostly=quarantine_mostly))
         elif family == "numeric" and series.notna().any():
-            low, high = float(series.min()), float(series.max())
-            pad = margin * (high - low) if high > low else margin * max(abs(high), 1.0)
+            finite = pd.to_numeric(series, errors="coerce")
+            finite = finite[np.isfinite(finite)]
+            low, high = float(finite.min()), float(finite.max())
+            span = high - low if high > low else max(abs(high), 1.0)
+            pad = margin * span
             # A quantity never negative in the reference (amounts, counts, rates) stays non-negative.
             floor = max(low - pad, 0.0) if low >= 0 else low - pad
-            expectations.append(_expectation("expect_column_values_to_be_between", "warning", False,
-                                             column=column, min_value=_round(floor),
-                                             max_value=_round(high + pad)))
+            physical_floor = 0.0 if low >= 0 else low - _PHYSICAL_SPANS * span
+            physical = _expectation("expect_column_values_to_be_between", "critical", True, column=column,
+                                    min_value=_round(physical_floor), max_value=_round(high + _PHYSICAL_SPANS * span),
+                                    mostly=quarantine_mostly)
+            physical["meta"]["range"] = "physical"
+            typical = _expectation("expect_column_values_to_be_between", "warning", False, column=column,
+                                   min_value=_round(floor), max_value=_round(high + pad))
+            typical["meta"]["range"] = "typical"
+            expectations += [physical, typical]
         elif family == "string" and column != spec.id_column:
             values = sorted(str(v) for v in series.dropna().unique())
             expectations.append(_expectation("expect_column_values_to_be_in_set", "warning", False,
@@ -353,6 +377,22 @@ def _with_window(suite: dict, spec: ModelSpec, start: str, end: str) -> dict:
                          max_value=_naive_utc(end).isoformat(), strict_max=True,
                          mostly=round(1.0 - spec.validation.max_quarantine_fraction, 6))
     return {**suite, "expectations": [*suite["expectations"], check]}
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def _with_finite(suite: dict, spec: ModelSpec, df: pd.DataFrame) -> dict:
+    """The suite plus a critical row-level check that numeric features (and a regression target)
+    are finite: between the float64 limits, which ``inf`` and ``-inf`` are not. Columns that are
+    missing or not numeric are left to the suite's own column and type checks."""
+    wanted = list(spec.numeric_features) + ([spec.target_column] if spec.task == "regression" else [])
+    columns = [c for c in wanted if c in df.columns and pd.api.types.is_float_dtype(df[c].dtype)]
+    checks = [{**_expectation("expect_column_values_to_be_between", "critical", True, column=column,
+                              min_value=-_FLOAT_MAX, max_value=_FLOAT_MAX,
+                              mostly=round(1.0 - spec.validation.max_quarantine_fraction, 6)),
+               "meta": {"severity": "critical", "row_level": True, "check": "finite"}} for column in columns]
+    return {**suite, "expectations": [*suite["expectations"], *checks]}
 
 
 def _labels_before(suite: dict, spec: ModelSpec, before: Any) -> dict:
@@ -472,7 +512,7 @@ def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]],
 
 def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
               docs_dir: Path | None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    expectations = _checked_expectations(suite)
+    expectations = _checked_expectations(_with_finite(suite, spec, df))
     name = suite.get("name") or spec.suite_name
     view = _gx_view(df)
     present = [e for e in expectations if e["kwargs"].get("column", None) in (None, *view.columns)]
@@ -491,7 +531,9 @@ def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
             if exp["kwargs"].get("row_condition"):
                 mask &= _condition(view, exp["kwargs"])
             entry["quarantined_rows"] = int(mask.sum())
-            _add_reason(reasons, mask, f"{exp['type']}({column})")
+            reason = (f"non_finite({column})" if exp["meta"].get("check") == "finite"
+                      else f"{exp['type']}({column})")
+            _add_reason(reasons, mask, reason)
         entries.append(entry)
     bad = reasons != ""
     quarantine = df.loc[bad].reset_index(drop=True)
@@ -637,6 +679,8 @@ def _entry(exp: dict[str, Any], result: Any) -> dict[str, Any]:
         "unexpected_percent": _jsonable(body.get("unexpected_percent")),
         "quarantined_rows": 0,
     }
+    if exp["meta"].get("check") == "finite":
+        entry["check"] = "finite"
     entry["message"] = _describe(entry, body.get("element_count"))
     return entry
 
@@ -655,6 +699,8 @@ def _missing_column_entry(exp: dict[str, Any], column: str) -> dict[str, Any]:
 def _describe(entry: dict[str, Any], element_count: Any) -> str:
     """``type(column): observed ...; expected ...`` for messages and logs."""
     label = f"{entry['expectation']}({entry['column']})" if entry["column"] else entry["expectation"]
+    if entry.get("check") == "finite":
+        label = f"non-finite values in {entry['column']} (inf or -inf)"
     observed = entry["observed"]
     if entry["unexpected_count"] is not None:
         pct = entry["unexpected_percent"] or 0.0

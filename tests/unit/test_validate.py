@@ -143,7 +143,7 @@ def test_row_level_masks_are_exact_and_agree_with_gx(case, mutate, expectation, 
     expectation["meta"]["row_level"] = True
     df = mutate(_tiny_frame())
     report, clean, quarantine = validate_frame(_tiny_spec(max_quarantine_fraction=1.0), df, _suite(expectation))
-    (entry,) = report["results"]
+    (entry,) = [r for r in report["results"] if r.get("check") != "finite"]
     assert sorted(quarantine["id"]) == sorted(f"r{i}" for i in bad_rows)
     assert entry["quarantined_rows"] == len(bad_rows)
     assert entry["unexpected_count"] == len(bad_rows), "the recomputed mask must match GX's own count"
@@ -155,7 +155,7 @@ def test_duplicate_ids_keep_the_first_occurrence():
     df.loc[[3, 8], "id"] = ["r1", "r1"]
     suite = _suite(_exp(UNIQUE, "critical", True, column="id", mostly=0.5))
     report, clean, quarantine = validate_frame(_tiny_spec(), df, suite)
-    (entry,) = report["results"]
+    (entry,) = [r for r in report["results"] if r.get("check") != "finite"]
     assert entry["unexpected_count"] == 3, "GX counts every occurrence of a repeated id"
     assert quarantine["x"].tolist() == [3.0, 8.0] and entry["quarantined_rows"] == 2
     assert clean["id"].is_unique and "r1" in set(clean["id"])
@@ -380,3 +380,27 @@ def test_validate_on_s3(spec, shipped_suite, s3_client, s3_bucket):
     for name in ("validation.json", "clean.parquet", "quarantine.parquet", "data_docs/index.html"):
         assert f"{prefix}/{name}" in keys
     assert len(store.read_parquet(report.clean_uri)) == 800
+
+
+def test_non_finite_values_are_quarantined_by_a_built_in_check():
+    df = _set(_set(_tiny_frame(), "x", [2], np.inf), "x", [4], -np.inf)
+    report, clean, quarantine = validate_frame(_tiny_spec(), df, _suite())
+    (entry,) = report["results"]
+    assert entry["check"] == "finite" and entry["severity"] == "critical" and entry["quarantined_rows"] == 2
+    assert sorted(quarantine["id"]) == ["r2", "r4"] and np.isfinite(clean["x"]).all()
+    assert report["quarantine_reasons"] == {"non_finite(x)": 2}
+    assert entry["message"].startswith("non-finite values in x (inf or -inf): 2 of 10 values unexpected")
+    report, _, _ = validate_frame(_tiny_spec(max_quarantine_fraction=0.1), df, _suite())
+    assert not report["success"] and "non-finite values in x" in report["problems"][0]
+
+
+def test_the_shipped_demo_suite_raises_no_warning_on_clean_data_and_stops_impossible_values(spec):
+    suite = load_suite(spec)
+    clean_days = demo_days(DAY, 7, rows_per_day=2000)
+    report, _, quarantine = validate_frame(spec, clean_days, suite)
+    assert report["success"] and report["warnings"] == [] and len(quarantine) == 0
+    bad = clean_days.copy()
+    bad.loc[:100, "income"] = 1e308
+    report, clean, quarantine = validate_frame(spec, bad, suite)
+    assert len(quarantine) == 101 and clean["income"].max() < 1e8
+    assert report["quarantine_reasons"]["expect_column_values_to_be_between(income)"] == 101
