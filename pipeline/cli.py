@@ -374,11 +374,14 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from pipeline.redact import install_log_redaction, redact
+
+    install_log_redaction()
     check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = getattr(args, "check", None)
     if check is not None:
         check(parser, args)
     try:
         return args.func(args, settings or Settings.from_env())
     except DriftlineError as err:
-        print(f"driftline {args.command} failed ({type(err).__name__}): {err}", file=sys.stderr)
+        print(redact(f"driftline {args.command} failed ({type(err).__name__}): {err}"), file=sys.stderr)
         return EXIT_FAILED

@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
@@ -65,6 +64,7 @@ import pyarrow.parquet as pq
 from pipeline.artifacts import Snapshot
 from pipeline.config import ModelSpec
 from pipeline.errors import DriftlineError
+from pipeline.redact import redact
 from pipeline.storage import Store, is_s3, join, split_s3
 
 log = logging.getLogger(__name__)
@@ -246,18 +246,10 @@ def _window_days(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
-
-
 def _describe_source(spec: ModelSpec, pg_uri: str | None) -> str:
     if spec.source.kind == "lake":
         return spec.source.describe()
-    where = f" at {_redact(pg_uri)}" if pg_uri else ""
+    where = f" at {redact(pg_uri)}" if pg_uri else ""
     return f"{spec.source.describe()}{where}"
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from pipeline.artifacts import day_key
 from pipeline.errors import DriftlineError
+from pipeline.redact import redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
 from pipeline.storage import StorageError, join
 
@@ -121,7 +122,8 @@ def validate_step(env: RunEnv, window: dict) -> dict:
         current = validate(spec, window["current"]["uri"], store, join(env.monitor_prefix, "current"),
                            labelled_before=env.labelled_end).to_dict()
     except ValidationFailed as err:
-        store.write_json(join(env.monitor_prefix, "decision.json"), _bad_data_record(env, err, window["current"]["rows"]))
+        store.write_json(join(env.monitor_prefix, "decision.json"),
+                         redact_obj(_bad_data_record(env, err, window["current"]["rows"])))
         raise
     labelled = None
     if window.get("labelled"):
@@ -266,7 +268,7 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     record["artifacts"] = {"drift": drift_uri, "report": report_uri}
     run_info = _log_monitor_run(env, client, report, decision, record, html)
     record["links"] = {"mlflow_run": run_info["url"]}
-    store.write_json(decision_uri, record)
+    store.write_json(decision_uri, redact_obj(record))
     log.info("monitor %s on %s: %s", spec.name, env.day, decision.status)
     for reason in decision.reasons:
         log.info("  - %s", reason)

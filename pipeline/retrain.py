@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from pipeline.errors import DriftlineError
+from pipeline.redact import redact, redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
 from pipeline.storage import StorageError, dumps, join
 
@@ -58,10 +59,10 @@ def recorded(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
             except Exception as err:
                 env.store.write_json(_step_uri(env, name), {
                     "step": name, "run_id": run_id, "ok": False,
-                    "error": f"{type(err).__name__}: {err}", "at": _now()})
+                    "error": redact(f"{type(err).__name__}: {err}"), "at": _now()})
                 raise
             env.store.write_json(_step_uri(env, name), {
-                "step": name, "run_id": run_id, "ok": True, "result": result, "at": _now()})
+                "step": name, "run_id": run_id, "ok": True, "result": redact_obj(result), "at": _now()})
             return result
 
         return run
@@ -133,7 +134,7 @@ def _lineage(env: RunEnv) -> dict[str, str]:
         "driftline.artifacts": env.run_prefix,
     }
     if env.trigger.get("reason"):
-        tags["driftline.trigger_reason"] = str(env.trigger["reason"])[:4000]
+        tags["driftline.trigger_reason"] = redact(str(env.trigger["reason"]))[:4000]
     if env.trigger.get("report_uri"):
         tags["driftline.drift_report"] = str(env.trigger["report_uri"])
     if snapshot.get("result", {}).get("content_hash"):
@@ -303,7 +304,7 @@ def promote_step(env: RunEnv, evaluation: dict) -> dict:
         "airflow.dag_id": str(env.trigger.get("dag_id") or ""),
         "airflow.run_id": str(env.trigger.get("run_id") or ""),
         "driftline.gates": "pass" if decision["promote"] else "fail",
-        "driftline.decision_summary": decision["summary"][:4000],
+        "driftline.decision_summary": redact(decision["summary"])[:4000],
         "driftline.artifacts": env.run_prefix,
     }
     version = registry.register_candidate(client, spec, model_uri=evaluation["candidate_model_uri"],
@@ -415,7 +416,7 @@ def report_step(env: RunEnv) -> dict:
         RunFailed: a step failed; the record is written first and names the step and error.
     """
     steps = {name: _read_step(env, name) for name in STEPS}
-    record = build_record(env, steps)
+    record = redact_obj(build_record(env, steps))
     uri = env.store.write_json(join(env.run_prefix, "decision.json"), record)
     record["decision_uri"] = uri
     if record["candidate_run_id"]:
@@ -433,7 +434,7 @@ def report_step(env: RunEnv) -> dict:
     for reason in record["reasons"]:
         log.info("  - %s", reason)
     if record["status"] == "failed":
-        raise RunFailed(f"{record['summary']} (decision record: {uri})")
+        raise RunFailed(redact(f"{record['summary']} (decision record: {uri})"))
     return {"status": record["status"], "summary": record["summary"], "decision_uri": uri,
             "mlflow_run_url": record["links"]["mlflow_run"], "model_version_url": record["links"]["model_version"]}
 

@@ -126,14 +126,17 @@ def run_step(stage: str, model: str, step: str, *args: Any) -> Any:
     from pipeline.errors import DriftlineError
     from pipeline.monitor import NoChampion
 
+    from pipeline.redact import install_log_redaction, redact
+
+    install_log_redaction()
     module = importlib.import_module(f"pipeline.{stage}")
     env = run_env(model)
     try:
         return getattr(module, step)(env, *args)
     except NoChampion as err:
-        raise AirflowSkipException(str(err)) from err
+        raise AirflowSkipException(redact(str(err))) from err
     except DriftlineError as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+        raise AirflowFailException(redact(f"{type(err).__name__}: {err}")) from err
 
 
 def _s3_client(conn_id: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -531,6 +532,25 @@ def test_postgres_unreachable_names_source_without_password(base_spec, out):
     with pytest.raises(SourceUnreachable) as err:
         ingest(spec, _end(date(2026, 1, 8)), store, prefix, days=5, pg_uri=uri)
     assert "127.0.0.1" in str(err.value) and "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize("form", ["query", "userinfo", "key-value"])
+def test_a_password_in_any_form_never_reaches_the_records(base_spec, postgres_uri, pg_table, out, form):
+    """Trust auth ignores the password, so a real run goes through with each form of it."""
+    store, prefix = out
+    spec = _with_source(base_spec, kind="postgres", uri=None, table=pg_table)
+    parts = urlsplit(postgres_uri)
+    if form == "query":
+        uri = f"{postgres_uri}?password=hunter2"
+    elif form == "userinfo":
+        uri = postgres_uri.replace(f"{parts.username}@", f"{parts.username}:hunter2@")
+    else:
+        uri = (f"host={parts.hostname} port={parts.port} user={parts.username} password=hunter2 "
+               f"dbname={parts.path.lstrip('/')}")
+    snap = ingest(spec, _end(date(2026, 1, 8)), store, prefix, days=2, pg_uri=uri)
+    assert snap.rows == 2 * ROWS_PER_DAY
+    written = Path(prefix, "snapshot.json").read_text()
+    assert "hunter2" not in snap.source and "hunter2" not in written and "***" in snap.source
 
 
 # --- CLI -----------------------------------------------------------------------------------------
