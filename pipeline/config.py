@@ -277,6 +277,9 @@ class PromotionPolicy(_Frozen):
     max_model_mb: float = Field(default=50.0, gt=0)
     max_latency_ms_per_1k: float = Field(default=250.0, gt=0)
     allow_stale: bool = Field(default=False, description="Let an older-data candidate replace the champion.")
+    lock_lease_seconds: float = Field(
+        default=120.0, gt=0, description="How long a champion move may hold its lock; after that the next mover "
+                                         "repairs it (a move takes well under a second).")
 
 
 class DriftPolicy(_Frozen):

@@ -16,9 +16,17 @@ Contract:
 * Each move appends a JSON history entry as the registered-model tag
   ``driftline.champion.g<NNNN>`` and stamps the new champion version with
   ``driftline.promoted_at`` / ``driftline.promoted_by`` / ``driftline.promotion_reason``.
-* A process killed while holding a lock leaves it behind; later moves then fail with
-  :class:`ChampionChanged` naming the lock, and :func:`status` shows it. Deleting that
-  registered model releases it.
+* A move is an intent log: the lock *is* the pending history entry (its tags hold the entry,
+  an ``owner`` and a ``lease_until``); then the alias moves; then the entry is completed
+  (history tag, version tags, generation bump) and the lock released. A process killed anywhere
+  in between leaves the lock behind. The next mover (a promotion, a rollback, or
+  :func:`recover`) that finds a lock whose lease has expired repairs it: if the alias already
+  points at the lock's target it **rolls forward** (completes the history), otherwise it
+  **rolls back** (nothing had moved: the lock is released); either way it records what it did
+  (``recovered`` in the entry, or a ``driftline.champion.recovery.g<NNNN>`` tag). A live lease
+  makes the next mover fail with :class:`ChampionChanged` naming the holder and since when.
+  Invariants (tested under kills): the champion alias equals the last completed history entry's
+  ``to_version``, and rollback always finds its chain.
 
 Public API: :func:`get_champion`, :func:`get_challenger`, :func:`register_candidate`,
 :func:`promote`, :func:`rollback`, :func:`history`, :func:`status`, :func:`format_status`.
@@ -29,8 +37,9 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from mlflow import MlflowClient
@@ -40,6 +49,7 @@ from mlflow.exceptions import MlflowException
 from pipeline.artifacts import Record
 from pipeline.config import ModelSpec
 from pipeline.errors import DriftlineError
+from pipeline.faults import kill_point
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -52,7 +62,9 @@ TAG_PROMOTION_REASON = "driftline.promotion_reason"
 TAG_GENERATION = "driftline.champion.generation"
 _HISTORY_PREFIX = "driftline.champion.g"
 _HISTORY_KEY = re.compile(r"^driftline\.champion\.g(\d+)$")
+_RECOVERY_PREFIX = "driftline.champion.recovery.g"
 _LOCK_TAG_PREFIX = "driftline.lock."
+
 
 #: Version tags shown by :func:`status` (in this order) when present.
 _KEY_TAGS = (
@@ -318,7 +330,8 @@ def promote(
         kind = "forced_promotion"
 
     entry = _move_champion(
-        client, name, expected=expected, target=candidate, kind=kind, actor=actor, reason=reason
+        client, name, expected=expected, target=candidate, kind=kind, actor=actor, reason=reason,
+        lease_seconds=spec.promotion.lock_lease_seconds,
     )
     _retire_challenger(client, name, version)
     return PromotionResult(
@@ -375,7 +388,8 @@ def rollback(
             raise NothingToRollBackTo(f"{name}: v{target_version} is already the champion")
     target = _version(client, name, target_version)
     entry = _move_champion(
-        client, name, expected=current, target=target, kind="rollback", actor=actor, reason=reason
+        client, name, expected=current, target=target, kind="rollback", actor=actor, reason=reason,
+        lease_seconds=spec.promotion.lock_lease_seconds,
     )
     return PromotionResult(
         promoted=True,
@@ -494,12 +508,14 @@ def _move_champion(
     kind: str,
     actor: str,
     reason: str,
+    lease_seconds: float,
 ) -> dict[str, Any]:
     """Compare-and-set ``champion`` from ``expected`` to ``target`` under the generation lock.
 
     Returns the history entry written. Raises ChampionChanged when the claim is lost or the
     state moved since it was read; RegistryError when the alias does not read back.
     """
+    recover(client, name, actor=actor)
     model = _registered_model(client, name)
     if model is None:
         raise NoSuchVersion(f"registered model {name!r} does not exist")
@@ -516,10 +532,11 @@ def _move_champion(
         "run_id": target.run_id,
     }
     lock = _lock_name(name, generation)
+    lease = {"owner": uuid.uuid4().hex, "lease_until": _later(lease_seconds)}
     try:
         client.create_registered_model(
             lock,
-            tags={_LOCK_TAG_PREFIX + k: "" if v is None else str(v) for k, v in entry.items()},
+            tags={_LOCK_TAG_PREFIX + k: "" if v is None else str(v) for k, v in {**entry, **lease}.items()},
             description=f"driftline lock: champion move g{generation:04d} of {name}; delete only if no move is running",
         )
     except MlflowException as err:
@@ -535,15 +552,16 @@ def _move_champion(
         raise ChampionChanged(
             f"{name}: champion changed during evaluation: another move ({h.get('kind', '?')} "
             f"{moving_from} -> v{h.get('to_version', '?')} by {h.get('actor', '?')} "
-            f"since {h.get('at', '?')}) holds lock {lock!r}, so expected {_v(expected)} is being replaced; "
-            f"re-run the evaluation once it completes. If no promotion is running, the lock is stale: "
-            f"delete registered model {lock!r}"
+            f"since {h.get('at', '?')}, lease until {h.get('lease_until', '?')}) holds lock {lock!r}, so expected "
+            f"{_v(expected)} is being replaced; re-run the evaluation once it completes (a holder that died is "
+            f"repaired automatically by the next move after its lease)"
         ) from None
     try:
         fresh = _registered_model(client, name)
         found = _champion_version(client, name)
         if fresh is None or _generation(fresh.tags) != generation - 1 or found != expected:
             raise ChampionChanged(_changed_message(name, expected, found))
+        kill_point("alias_move")
         client.set_registered_model_alias(name, CHAMPION, target.version)
         after = _champion_version(client, name)
         if after != target.version:
@@ -551,16 +569,100 @@ def _move_champion(
                 f"{name}: champion alias reads {_v(after)} right after being set to v{target.version}; "
                 f"something outside driftline writes aliases (models:/{name}@{CHAMPION})"
             )
-        client.set_registered_model_tag(name, f"{_HISTORY_PREFIX}{generation:04d}", json.dumps(entry, sort_keys=True))
-        client.set_model_version_tag(name, target.version, TAG_PROMOTED_AT, at)
-        client.set_model_version_tag(name, target.version, TAG_PROMOTED_BY, actor)
-        client.set_model_version_tag(name, target.version, TAG_PROMOTION_REASON, f"{kind}: {reason}")
-        # Bumped last and before the release: a claimer of this generation's lock after the
-        # release sees the new counter on its re-read and aborts.
-        client.set_registered_model_tag(name, TAG_GENERATION, str(generation))
-    finally:
-        client.delete_registered_model(lock)
+        kill_point("history_write")
+        _complete(client, name, entry)
+    except BaseException:
+        # Nothing moved, or the move is now complete: either way the lock is ours to release. A
+        # failure after the alias moved but before completion is left for recovery to finish.
+        if _champion_version(client, name) == expected or _generation_of(client, name) >= generation:
+            client.delete_registered_model(lock)
+        raise
+    client.delete_registered_model(lock)
     return entry
+
+
+def _complete(client: MlflowClient, name: str, entry: dict[str, Any]) -> None:
+    """Complete a move whose alias is set: history entry, version stamps, generation bump
+    (idempotent: a roll-forward repeats it safely)."""
+    generation = int(entry["generation"])
+    client.set_registered_model_tag(name, f"{_HISTORY_PREFIX}{generation:04d}", json.dumps(entry, sort_keys=True))
+    client.set_model_version_tag(name, entry["to_version"], TAG_PROMOTED_AT, entry["at"])
+    client.set_model_version_tag(name, entry["to_version"], TAG_PROMOTED_BY, entry["actor"])
+    client.set_model_version_tag(name, entry["to_version"], TAG_PROMOTION_REASON, f"{entry['kind']}: {entry['reason']}")
+    # Bumped last and before the release: a claimer of this generation's lock after the release
+    # sees the new counter on its re-read and aborts.
+    client.set_registered_model_tag(name, TAG_GENERATION, str(generation))
+
+
+def recover(client: MlflowClient, name: str, *, actor: str, now: datetime | None = None) -> dict[str, Any] | None:
+    """Repair a champion move whose mover died (see the module docstring).
+
+    Args:
+        client: MLflow client bound to the registry.
+        name: the registered model name.
+        actor: who repairs (recorded).
+        now: the current time (tests pass a later one to expire a lease).
+
+    Returns:
+        ``{"action": "rolled_forward" | "rolled_back" | "released_stale", "lock", "entry"}`` when
+        something was repaired, else ``None``.
+
+    Raises:
+        ChampionChanged: the pending move's lease has not expired (it may still be running).
+        RegistryError: the alias points neither at the move's source nor at its target.
+    """
+    model = _registered_model(client, name)
+    if model is None:
+        return None
+    generation = _generation(model.tags)
+    done = None
+    for stale in range(max(1, generation - 2), generation + 1):
+        # A mover killed after completing but before releasing leaves an old lock: just release.
+        if _registered_model(client, _lock_name(name, stale)) is not None:
+            client.delete_registered_model(_lock_name(name, stale))
+            done = {"action": "released_stale", "lock": _lock_name(name, stale), "entry": None}
+    lock_name = _lock_name(name, generation + 1)
+    lock = _registered_model(client, lock_name)
+    if lock is None:
+        return done
+    pending = _lock_tags(lock.tags)
+    now = now or datetime.now(timezone.utc)
+    lease_until = _parse_time(pending.get("lease_until"))
+    if lease_until is not None and now < lease_until:
+        raise ChampionChanged(
+            f"{name}: a champion move is in progress ({pending.get('kind', '?')} "
+            f"{_v(pending.get('from_version') or None)} -> v{pending.get('to_version', '?')} by "
+            f"{pending.get('actor', '?')} since {pending.get('at', '?')}, lease until {pending.get('lease_until')}); "
+            "retry once it completes")
+    entry = {k: (pending.get(k) or None) for k in ("from_version", "to_version", "kind", "actor", "reason", "at",
+                                                   "run_id")}
+    entry["generation"] = generation + 1
+    current = _champion_version(client, name)
+    stamp = {"by": actor, "at": _now(), "lock": lock_name}
+    if current == entry["to_version"]:
+        entry["recovered"] = {**stamp, "action": "rolled forward: the alias had moved, the history is completed"}
+        _complete(client, name, entry)
+        action = "rolled_forward"
+    elif current == entry["from_version"]:
+        note = {**stamp, "action": "rolled back: the mover died before moving the alias; nothing changed",
+                "pending": entry}
+        client.set_registered_model_tag(name, f"{_RECOVERY_PREFIX}{generation + 1:04d}", json.dumps(note, sort_keys=True))
+        action = "rolled_back"
+    else:
+        raise RegistryError(
+            f"{name}: a dead move's lock {lock_name!r} ({_v(entry['from_version'])} -> v{entry['to_version']}) "
+            f"found the champion at {_v(current)}, neither end of the move: something outside driftline moved "
+            f"the alias; inspect the history and delete the lock by hand")
+    client.delete_registered_model(lock_name)
+    return {"action": action, "lock": lock_name, "entry": entry}
+
+
+def _generation_of(client: MlflowClient, name: str) -> int:
+    model = _registered_model(client, name)
+    return 0 if model is None else _generation(model.tags)
+
+
+
 
 
 def _champion_version(client: MlflowClient, name: str) -> str | None:
@@ -763,3 +865,7 @@ def _iso_ms(millis: int | None) -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _later(seconds: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat(timespec="seconds")

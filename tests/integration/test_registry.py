@@ -310,24 +310,81 @@ def test_claim_after_a_completed_concurrent_move_aborts(client, model_spec, mlfl
     assert registry.status(client, model_spec)["pending_lock"] is None, "the aborted claim was released"
 
 
-def test_held_lock_blocks_promotion_and_names_the_holder(client, model_spec):
+def test_a_live_lease_blocks_the_next_move_and_names_the_holder(client, model_spec):
     _candidate(client, model_spec, "2026-02-01")
     _promote(client, model_spec, "1", None)
     _candidate(client, model_spec, "2026-02-02")
     lock = f"{model_spec.registry_name}.lock.g0002"
-    client.create_registered_model(lock, tags={"driftline.lock.actor": "crashed-worker", "driftline.lock.to_version": "9"})
+    client.create_registered_model(lock, tags={
+        "driftline.lock.actor": "busy-worker", "driftline.lock.from_version": "1",
+        "driftline.lock.to_version": "9", "driftline.lock.kind": "promotion",
+        "driftline.lock.lease_until": "2999-01-01T00:00:00+00:00"})
 
     with pytest.raises(ChampionChanged) as err:
         _promote(client, model_spec, "2", "1")
-    assert lock in str(err.value) and "crashed-worker" in str(err.value) and "stale" in str(err.value)
+    assert "busy-worker" in str(err.value) and "lease until 2999-01-01" in str(err.value)
     assert _champion(client, model_spec) == "1"
     st = registry.status(client, model_spec)
-    assert st["pending_lock"]["name"] == lock and st["pending_lock"]["actor"] == "crashed-worker"
+    assert st["pending_lock"]["name"] == lock and st["pending_lock"]["actor"] == "busy-worker"
     assert "LOCK HELD" in registry.format_status(st)
 
-    client.delete_registered_model(lock)
-    assert _promote(client, model_spec, "2", "1").promoted
-    assert _champion(client, model_spec) == "2"
+
+_KILLED_MOVER = """
+import sys
+from mlflow import MlflowClient
+from pipeline import registry
+from pipeline.config import ModelSpec
+
+uri, spec_json, version, expected = sys.argv[1:5]
+spec = ModelSpec.model_validate_json(spec_json)
+client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+registry.promote(client, spec, version=version, expected_champion=expected, decision={"promote": True},
+                 actor="doomed", reason="killed mid-move")
+"""
+
+
+@pytest.mark.parametrize("point, champion_after_repair, action", [
+    ("alias_move", "1", "rolled_back"),       # killed before the alias moved: nothing changed
+    ("history_write", "2", "rolled_forward"),  # killed after it moved: the history is completed
+])
+def test_a_mover_killed_mid_move_is_repaired_by_the_next_move(client, model_spec, mlflow_uri, repo_root, point,
+                                                              champion_after_repair, action):
+    """kill -9 inside the move; the next promotion, after the lease, repairs it by itself and then
+    moves the champion, and the invariants hold: the alias equals the last completed history
+    entry, and rollback walks back through every champion."""
+    spec = model_spec.model_copy(update={"promotion": model_spec.promotion.model_copy(
+        update={"lock_lease_seconds": 1.0})})
+    _candidate(client, spec, "2026-02-01")
+    _promote(client, spec, "1", None)
+    _candidate(client, spec, "2026-02-02")
+    _candidate(client, spec, "2026-02-03")
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "DRIFTLINE_FAULT": point}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_MOVER, mlflow_uri, spec.model_dump_json(), "2", "1"],
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    assert registry.status(client, spec)["pending_lock"] is not None
+    import time
+
+    time.sleep(1.5)  # the dead mover's lease runs out
+
+    repaired = registry.recover(client, spec.registry_name, actor="next-run")
+    assert repaired["action"] == action
+    assert _champion(client, spec) == champion_after_repair
+    history = registry.history(client, spec)
+    assert history[-1]["to_version"] == champion_after_repair, "alias == last completed history entry"
+    if action == "rolled_forward":
+        assert history[-1]["recovered"]["by"] == "next-run"
+    else:
+        tags = client.get_registered_model(spec.registry_name).tags
+        assert any(k.startswith("driftline.champion.recovery.") for k in tags)
+    assert registry.status(client, spec)["pending_lock"] is None
+
+    result = _promote(client, spec, "3", champion_after_repair)
+    assert result.promoted and _champion(client, spec) == "3"
+    back = registry.rollback(client, spec, reason="walk back", actor="pytest")
+    assert back.champion_after == champion_after_repair
+    if champion_after_repair == "2":
+        assert registry.rollback(client, spec, reason="again", actor="pytest").champion_after == "1"
 
 
 @pytest.mark.parametrize(
