@@ -53,7 +53,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from pipeline.artifacts import Record
 from pipeline.errors import DriftlineError
 from pipeline.profile import build_profile
-from pipeline.storage import StorageError, Store, join
+from pipeline.storage import CorruptObject, Store, join
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -459,7 +459,7 @@ def _parquet_frame(raw: bytes, uri: str) -> pd.DataFrame:
     try:
         return pq.read_table(io.BytesIO(raw)).to_pandas()
     except Exception as err:  # pyarrow raises several types for corrupt files
-        raise StorageError(f"{uri}: unreadable parquet ({err})") from None
+        raise CorruptObject(f"{uri}: unreadable parquet ({err})") from None
 
 
 def _require_frame(X: Any) -> None:

@@ -47,8 +47,8 @@ import queue
 import tempfile
 import threading
 from collections import deque
-from contextlib import closing
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -79,7 +79,10 @@ class IngestError(DriftlineError):
 
 
 class SourceUnreachable(IngestError):
-    """The lake root, bucket, endpoint, database or table cannot be reached."""
+    """The lake root, bucket, endpoint, database or table cannot be reached (retryable: a
+    restarting database or a network blip passes)."""
+
+    retryable = True
 
 
 class EmptyWindow(IngestError):

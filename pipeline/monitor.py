@@ -33,7 +33,7 @@ from pipeline.artifacts import day_key
 from pipeline.errors import DriftlineError
 from pipeline.redact import redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
-from pipeline.storage import StorageError, join
+from pipeline.storage import ObjectNotFound, join
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def retrain_outcomes(env: RunEnv, request_days: list[str]) -> dict[str, str]:
         uri = join(env.settings.artifact_root, env.spec.name, "runs", day, "decision.json")
         try:
             record = env.store.read_json(uri)
-        except StorageError:
+        except ObjectNotFound:
             continue
         if (record.get("trigger") or {}).get("kind") == "drift":
             out[day] = str(record.get("status"))

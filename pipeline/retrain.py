@@ -32,7 +32,7 @@ from typing import Any, Callable
 from pipeline.errors import DriftlineError
 from pipeline.redact import redact, redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
-from pipeline.storage import StorageError, dumps, join
+from pipeline.storage import ObjectNotFound, dumps, join
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ def promote_step(env: RunEnv, evaluation: dict) -> dict:
 def _read_step(env: RunEnv, name: str) -> dict | None:
     try:
         record = env.store.read_json(_step_uri(env, name))
-    except StorageError:
+    except ObjectNotFound:
         return None
     if record.get("run_id") != env.trigger.get("run_id"):
         return None

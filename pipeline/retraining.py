@@ -55,7 +55,7 @@ import numpy as np
 from pipeline import metrics
 from pipeline.artifacts import Record, day_key
 from pipeline.config import ModelSpec, tolerance_value
-from pipeline.storage import StorageError, Store
+from pipeline.storage import ObjectNotFound, Store
 
 #: Guards a retrain request can be held back by, in the order they are checked.
 GUARDS = ("insufficient_data", "waiting_for_labels", "consecutive_windows", "cooldown", "budget")
@@ -268,7 +268,7 @@ def recorded_change(store: Store, monitor_root: str, as_of_day: str) -> dict[str
     which scheduled retrains anchor their windows at; ``None`` when none was recorded."""
     try:
         history = load_history(store, monitor_root, as_of_day)
-    except StorageError:
+    except ObjectNotFound:
         return None
     for record in reversed(history):
         if record.change and record.change.get("day"):

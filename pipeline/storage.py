@@ -6,7 +6,10 @@ Contract:
 * Writes are atomic: locally a temp file in the target directory renamed over the target; on S3
   a single PUT. A reader never sees a half-written object, and re-writing a key overwrites it.
 * ``list`` is recursive and sorted; missing prefixes list as empty. Reading a missing object
-  raises :class:`StorageError` naming the URI.
+  raises :class:`ObjectNotFound`; an I/O failure that may pass (a network blip, a throttled or
+  restarting S3 endpoint) raises :class:`StorageError`, which is retryable; a read-only or full
+  artifact root raises :class:`StorageUnwritable`, naming the root and the fix. ``exists`` is
+  False only for an object that is not there -- any other failure raises.
 
 The S3 client is passed in (built from an Airflow connection or the environment), so the
 endpoint is configurable and tests run against an S3 API server on loopback.
@@ -14,20 +17,54 @@ endpoint is configurable and tests run against an S3 API server on loopback.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
-from abc import ABC, abstractmethod
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipeline.errors import DriftlineError
+from pipeline.errors import RetryableError
 
 
-class StorageError(DriftlineError):
-    """An object could not be read, written or listed."""
+class StorageError(RetryableError):
+    """An object could not be read, written or listed (I/O: may pass on a retry)."""
+
+
+class ObjectNotFound(StorageError):
+    """The object does not exist (a retry will not make it appear)."""
+
+    retryable = False
+
+
+class CorruptObject(StorageError):
+    """The object exists but is not what it should be (not parquet, not JSON)."""
+
+    retryable = False
+
+
+class StorageUnwritable(StorageError):
+    """The artifact root is read-only or full: a person has to act."""
+
+    retryable = False
+
+
+def _s3_code(err: BaseException) -> str:
+    """The error code of a botocore ClientError ("" for anything else)."""
+    return str((getattr(err, "response", None) or {}).get("Error", {}).get("Code", ""))
+
+
+def _write_error(uri: str, err: OSError) -> StorageError:
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageUnwritable(f"{uri}: the artifact root is not writable ({err.strerror}); point "
+                                 "DRIFTLINE_ARTIFACT_ROOT at a writable directory or fix its permissions")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageUnwritable(f"{uri}: no space left on the artifact root's disk ({err.strerror}); free space "
+                                 "or move DRIFTLINE_ARTIFACT_ROOT")
+    return StorageError(f"{uri}: cannot write ({err.strerror})")
 
 
 def is_s3(uri: str) -> bool:
@@ -136,7 +173,7 @@ class Store(ABC):
         try:
             return json.loads(self.read_bytes(uri))
         except json.JSONDecodeError as err:
-            raise StorageError(f"{uri}: not valid JSON ({err})") from None
+            raise CorruptObject(f"{uri}: not valid JSON ({err})") from None
 
     def write_parquet(self, uri: str, df: Any) -> str:
         buf = io.BytesIO()
@@ -151,7 +188,7 @@ class Store(ABC):
         except StorageError:
             raise
         except Exception as err:  # pyarrow raises several types for corrupt files
-            raise StorageError(f"{uri}: unreadable parquet ({err})") from None
+            raise CorruptObject(f"{uri}: unreadable parquet ({err})") from None
         return table.to_pandas()
 
 
@@ -170,15 +207,21 @@ class LocalStore(Store):
         by others (UIs, other users), so the file gets the usual 0644 before it is published.
         """
         path = self._path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
             fill(tmp)
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
+        except OSError as err:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            raise _write_error(uri, err) from None
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
             raise
         return str(path)
 
@@ -194,15 +237,15 @@ class LocalStore(Store):
     def read_bytes(self, uri: str) -> bytes:
         try:
             return self._path(uri).read_bytes()
-        except FileNotFoundError:
-            raise StorageError(f"{uri}: no such file") from None
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"{uri}: no such file") from None
         except OSError as err:
             raise StorageError(f"{uri}: cannot read ({err.strerror})") from None
 
     def open_read(self, uri: str) -> Any:
         path = self._path(uri)
         if not path.is_file():
-            raise StorageError(f"{uri}: no such file")
+            raise ObjectNotFound(f"{uri}: no such file")
         return str(path)
 
     def exists(self, uri: str) -> bool:
@@ -233,6 +276,9 @@ class S3Store(Store):
         try:
             self.client.put_object(Bucket=bucket, Key=key, Body=data)
         except Exception as err:
+            if _s3_code(err) in ("AccessDenied", "NoSuchBucket"):
+                raise StorageUnwritable(f"{uri}: cannot write ({err}); check the bucket exists and the "
+                                        "connection's credentials may write to it") from None
             raise StorageError(f"{uri}: cannot write ({err})") from None
         return uri
 
@@ -241,22 +287,30 @@ class S3Store(Store):
         try:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except self.client.exceptions.NoSuchKey:
-            raise StorageError(f"{uri}: no such object") from None
+            raise ObjectNotFound(f"{uri}: no such object") from None
         except Exception as err:
+            if _s3_code(err) in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise ObjectNotFound(f"{uri}: no such object") from None
             raise StorageError(f"{uri}: cannot read ({err})") from None
 
     def exists(self, uri: str) -> bool:
+        """True if ``uri`` is an object or a prefix with objects; False only when S3 says it is not
+        there (404 / no such bucket) -- any other failure raises :class:`StorageError`."""
         bucket, key = split_s3(uri)
         try:
             if self.list_page(bucket, key.rstrip("/") + "/", limit=1):
                 return True
         except self.client.exceptions.NoSuchBucket:
             return False
+        except Exception as err:
+            raise StorageError(f"{uri}: cannot list ({err})") from None
         try:
             self.client.head_object(Bucket=bucket, Key=key)
             return True
-        except Exception:
-            return False
+        except Exception as err:
+            if _s3_code(err) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                return False
+            raise StorageError(f"{uri}: cannot check ({err})") from None
 
     def list_page(self, bucket: str, prefix: str, limit: int) -> list[str]:
         resp = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=limit)

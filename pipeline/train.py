@@ -46,7 +46,14 @@ import pandas as pd
 
 from pipeline.artifacts import Record, day_key
 from pipeline.errors import DriftlineError
-from pipeline.features import WINDOW_NAMES, Split, build_preprocessor, output_sources, raw_inputs, score
+from pipeline.features import (
+    WINDOW_NAMES,
+    Split,
+    build_preprocessor,
+    output_sources,
+    raw_inputs,
+    score,
+)
 from pipeline.storage import Store, join
 
 if TYPE_CHECKING:

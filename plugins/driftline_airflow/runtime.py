@@ -117,15 +117,16 @@ def run_step(stage: str, model: str, step: str, *args: Any) -> Any:
 
     A :class:`pipeline.errors.DriftlineError` (bad data, a failed gate check, a registry
     conflict) fails the task without retries -- retrying cannot fix it; "no champion yet" skips
-    it. Anything else (an unreachable store, a timeout) propagates and gets the task's retries.
+    it. A retryable one (:class:`pipeline.errors.RetryableError`: storage, source or tracking
+    I/O, a lease another run holds) and anything else (a timeout) propagate and get the task's
+    retries, with the secrets of their message redacted.
     """
     import importlib
 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from pipeline.errors import DriftlineError
+    from pipeline.errors import DriftlineError, is_retryable
     from pipeline.monitor import NoChampion
-
     from pipeline.redact import install_log_redaction, redact
 
     install_log_redaction()
@@ -136,7 +137,13 @@ def run_step(stage: str, model: str, step: str, *args: Any) -> Any:
     except NoChampion as err:
         raise AirflowSkipException(redact(str(err))) from err
     except DriftlineError as err:
-        raise AirflowFailException(redact(f"{type(err).__name__}: {err}")) from err
+        if is_retryable(err):
+            raise RetryableTaskError(redact(f"{type(err).__name__}: {err}")) from None
+        raise AirflowFailException(redact(f"{type(err).__name__}: {err}")) from None
+
+
+class RetryableTaskError(RuntimeError):
+    """A retryable pipeline error, re-raised as a plain error so Airflow retries the task."""
 
 
 def _s3_client(conn_id: str) -> Any:

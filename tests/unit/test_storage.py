@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.storage import LocalStore, S3Store, StorageError, Store, dumps, join, split_s3
+from pipeline.storage import (
+    LocalStore,
+    S3Store,
+    StorageError,
+    Store,
+    dumps,
+    join,
+    split_s3,
+)
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
@@ -192,3 +200,63 @@ def test_local_artifacts_are_readable_by_others(tmp_path):
              store.write_parquet(str(tmp_path / "d.parquet"), pd.DataFrame({"a": [1]}))]
     for p in paths:
         assert (Path(p).stat().st_mode & 0o777) == 0o644, p
+
+
+def test_error_kinds_say_whether_a_retry_can_help(root):
+    from pipeline.errors import is_retryable
+    from pipeline.storage import CorruptObject, ObjectNotFound
+
+    store, base = root
+    with pytest.raises(ObjectNotFound) as missing:
+        store.read_bytes(join(base, "absent.bin"))
+    store.write_bytes(join(base, "bad.json"), b"{not json")
+    with pytest.raises(CorruptObject) as corrupt:
+        store.read_json(join(base, "bad.json"))
+    assert not is_retryable(missing.value) and not is_retryable(corrupt.value)
+    assert is_retryable(StorageError("a network blip"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
+def test_a_read_only_artifact_root_names_the_root_and_the_fix(tmp_path):
+    from pipeline.storage import StorageUnwritable
+
+    root = tmp_path / "ro"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        with pytest.raises(StorageUnwritable, match="artifact root is not writable") as err:
+            LocalStore().write_bytes(str(root / "x" / "a.bin"), b"x")
+        assert str(root) in str(err.value) and not err.value.retryable
+    finally:
+        root.chmod(0o755)
+
+
+def test_a_full_disk_is_unwritable_not_a_traceback(tmp_path, monkeypatch):
+    import errno
+
+    from pipeline.storage import StorageUnwritable
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(StorageUnwritable, match="no space left"):
+        LocalStore().write_bytes(str(tmp_path / "a.bin"), b"x")
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+@pytest.mark.integration
+def test_s3_exists_is_false_only_for_absent_objects(s3_client, s3_bucket):
+    import boto3
+    from botocore.config import Config
+
+    store = Store.for_uri(f"s3://{s3_bucket}", s3_client)
+    assert store.exists(f"s3://{s3_bucket}/absent") is False
+    store.write_bytes(f"s3://{s3_bucket}/here", b"x")
+    assert store.exists(f"s3://{s3_bucket}/here") is True
+    # An endpoint that does not answer is an I/O failure, never "not there".
+    dead = boto3.client("s3", endpoint_url="http://127.0.0.1:9", aws_access_key_id="t", aws_secret_access_key="t",
+                        region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    with pytest.raises(StorageError) as err:
+        Store.for_uri("s3://x", dead).exists(f"s3://{s3_bucket}/here")
+    assert err.value.retryable
