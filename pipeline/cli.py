@@ -63,8 +63,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """Ingest one window for a model into its run prefix; print the Snapshot record."""
-    from pipeline.artifacts import run_prefix
+    """Ingest one window for a model into a new run prefix of its date; print the Snapshot record."""
+    from pipeline.artifacts import new_run_id, run_prefix
     from pipeline.config import find_spec
     from pipeline.ingest import ingest
     from pipeline.storage import Store, default_s3_client, is_s3
@@ -74,7 +74,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     s3_client = default_s3_client() if needs_s3 else None
     end = datetime(args.date.year, args.date.month, args.date.day, tzinfo=timezone.utc)
     store = Store.for_uri(settings.artifact_root, s3_client)
-    snapshot = ingest(spec, end, store, run_prefix(settings.artifact_root, spec.name, args.date),
+    snapshot = ingest(spec, end, store, run_prefix(settings.artifact_root, spec.name, args.date, new_run_id()),
                       days=args.days, s3_client=s3_client, pg_uri=args.pg_uri)
     _print_json(snapshot.to_dict())
     return EXIT_OK
@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--trigger-conf", action="store_true",
                       help="with --monitor: print only the retrain conf JSON if a retrain was requested")
     show.add_argument("--brief", action="store_true", help="the verdict and its deciding reason only")
+    show.add_argument("--run", help="a run id of that date (default: the latest completed run)")
+    show.add_argument("--list", action="store_true", help="list every run of that date")
     show.set_defaults(func=cmd_show)
 
     suggest = sub.add_parser("suggest-suite", help="draft a Great Expectations suite from a reference window",
@@ -185,7 +187,10 @@ def _env(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> Any:
     from pipeline.config import find_spec
     from pipeline.runenv import RunEnv
 
-    run_id = f"cli__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    from pipeline.artifacts import new_run_id
+
+    artifact_run = new_run_id()
+    run_id = f"cli__{artifact_run}"
     trigger = {"kind": "manual", "run_type": "cli", "run_id": run_id, "by": getpass.getuser(),
                "reason": getattr(args, "reason", None)}
     conf = getattr(args, "conf", None)
@@ -193,7 +198,7 @@ def _env(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> Any:
         trigger.update(trigger_from_conf(conf))
     return RunEnv.local(find_spec(args.model, settings), args.date, settings=settings,
                         pg_uri=getattr(args, "pg_uri", None), trigger=trigger,
-                        lineage={"driftline.cli_run_id": run_id}, **kwargs)
+                        lineage={"driftline.cli_run_id": run_id}, run_id=artifact_run, **kwargs)
 
 
 def trigger_from_conf(conf: dict[str, Any]) -> dict[str, Any]:
@@ -276,12 +281,27 @@ def _stamp(iso: str) -> str:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.artifacts import monitor_prefix, run_prefix
-    from pipeline.storage import Store, join
+    from pipeline.artifacts import date_prefix, latest_decision_uri, list_runs
+    from pipeline.storage import Store, default_s3_client, is_s3, join
 
-    prefix = (monitor_prefix if args.monitor else run_prefix)(settings.artifact_root, args.model, args.date)
-    uri = join(prefix, "decision.json")
-    record = Store.for_uri(uri).read_json(uri)
+    prefix = date_prefix(settings.artifact_root, args.model, args.date, "monitor" if args.monitor else "runs")
+    store = Store.for_uri(prefix, default_s3_client() if is_s3(prefix) else None)
+    if args.list:
+        runs = list_runs(store, prefix)
+        latest = latest_decision_uri(store, prefix)
+        print(f"{'monitor' if args.monitor else 'retrain'} runs of {args.model} for {args.date} ({len(runs)}):")
+        for run in runs:
+            mark = " <- latest" if run["decision_uri"] and run["decision_uri"] == latest else ""
+            print(f"  {run['run_id']}  {run['status']:<13} {run['prefix']}{mark}")
+        return EXIT_OK
+    uri = join(prefix, args.run, "decision.json") if args.run else latest_decision_uri(store, prefix)
+    if uri is None:
+        from pipeline.storage import ObjectNotFound
+
+        raise ObjectNotFound(f"no completed {'monitor' if args.monitor else 'retrain'} run of {args.model} for "
+                             f"{args.date} under {prefix} (python -m pipeline show {args.model} --date {args.date} "
+                             f"{'--monitor ' if args.monitor else ''}--list lists its runs)")
+    record = store.read_json(uri)
     if args.trigger_conf:
         if record.get("trigger_conf"):
             print(json.dumps(record["trigger_conf"]))

@@ -64,6 +64,7 @@ import pyarrow.parquet as pq
 from pipeline.artifacts import Snapshot
 from pipeline.config import ModelSpec
 from pipeline.errors import DriftlineError
+from pipeline.faults import kill_point
 from pipeline.redact import redact
 from pipeline.storage import Store, is_s3, join, split_s3
 
@@ -179,6 +180,7 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
         timestamp_issues=issues,
         ignored_files=ignored,
     )
+    kill_point("snapshot_publish")
     store.write_json(snapshot.metadata_uri, snapshot.to_dict())
     log.info("%s: %d rows in %s -> %s", source, snapshot.rows, window, snapshot_uri)
     return snapshot

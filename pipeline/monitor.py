@@ -72,8 +72,10 @@ def ingest_step(env: RunEnv, champion: dict) -> dict:
     """Snapshot the monitor window and, when it has data, the labelled window."""
     from pipeline.ingest import EmptyWindow, ingest
 
+    from pipeline import lease
+
     spec, store = env.spec, env.store
-    store.delete(env.monitor_prefix)
+    lease.acquire(store, env.date_prefix("monitor"), env.run_id, what=f"monitor of {spec.name} for {env.day}")
     current = ingest(spec, env.as_of, store, join(env.monitor_prefix, "current"),
                      days=spec.windows.monitor_days, s3_client=env.source_s3_client, pg_uri=env.pg_uri)
     labelled = None
@@ -99,6 +101,18 @@ def _iso(value: str) -> str:
     return to_as_of(value).isoformat()
 
 
+def _finish(env: RunEnv, record: dict) -> str:
+    """Write the run's decision record, point the date's ``latest.json`` at it, release the date."""
+    from pipeline import lease
+    from pipeline.artifacts import publish_latest
+
+    uri = env.store.write_json(join(env.monitor_prefix, "decision.json"), record)
+    publish_latest(env.store, env.date_prefix("monitor"), run_id=env.run_id, decision_uri=uri,
+                   status=str(record.get("status")))
+    lease.release(env.store, env.date_prefix("monitor"), env.run_id)
+    return uri
+
+
 def _bad_data_record(env: RunEnv, error: DriftlineError, rows: int) -> dict:
     return {
         "day": env.day, "status": "bad_data", "retrain": False, "signal": False, "trigger_reason": "",
@@ -122,8 +136,7 @@ def validate_step(env: RunEnv, window: dict) -> dict:
         current = validate(spec, window["current"]["uri"], store, join(env.monitor_prefix, "current"),
                            labelled_before=env.labelled_end).to_dict()
     except ValidationFailed as err:
-        store.write_json(join(env.monitor_prefix, "decision.json"),
-                         redact_obj(_bad_data_record(env, err, window["current"]["rows"])))
+        _finish(env, redact_obj(_bad_data_record(env, err, window["current"]["rows"])))
         raise
     labelled = None
     if window.get("labelled"):
@@ -202,9 +215,13 @@ def observe(env: RunEnv, champion: dict, refs: dict[str, Any], model: Any, curre
 
 def retrain_outcomes(env: RunEnv, request_days: list[str]) -> dict[str, str]:
     """Status of the retrain run each earlier request started (missing: not run yet)."""
+    from pipeline.artifacts import date_prefix, latest_decision_uri
+
     out = {}
     for day in request_days:
-        uri = join(env.settings.artifact_root, env.spec.name, "runs", day, "decision.json")
+        uri = latest_decision_uri(env.store, date_prefix(env.settings.artifact_root, env.spec.name, day, "runs"))
+        if uri is None:
+            continue
         try:
             record = env.store.read_json(uri)
         except ObjectNotFound:
@@ -259,7 +276,8 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
             "monitor_run_id": env.trigger.get("run_id"), "as_of_date": env.day,
             "expected_loss": (decision.forecast or {}).get("expected_loss"),
         }
-    record = {**decision.to_dict(), "retrain_kind": decision.kind, "champion_version": champion["version"],
+    record = {**decision.to_dict(), "run_id": env.run_id, "retrain_kind": decision.kind,
+              "champion_version": champion["version"],
               "champion_run_id": champion["run_id"], "champion_role": champion.get("role"),
               "feature_drift": report.summary(spec.drift), "trigger": env.trigger, "trigger_conf": trigger_conf}
     drift_uri = store.write_json(join(env.monitor_prefix, "drift.json"), report.to_dict())
@@ -268,7 +286,7 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     record["artifacts"] = {"drift": drift_uri, "report": report_uri}
     run_info = _log_monitor_run(env, client, report, decision, record, html)
     record["links"] = {"mlflow_run": run_info["url"]}
-    store.write_json(decision_uri, redact_obj(record))
+    _finish(env, redact_obj(record))
     log.info("monitor %s on %s: %s", spec.name, env.day, decision.status)
     for reason in decision.reasons:
         log.info("  - %s", reason)

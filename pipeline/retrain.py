@@ -3,11 +3,15 @@
 Contract:
 * Each ``*_step(env, ...)`` takes a :class:`pipeline.runenv.RunEnv` and the small JSON results
   of the steps before it, calls one stage's entrypoint, and returns its small JSON result.
+* Every run writes under its own immutable prefix ``runs/<date>/<run id>/``
+  (:mod:`pipeline.artifacts`): a re-run of a date adds a run and never touches an earlier one.
+  Runs of one model and date go one at a time: the first step takes the date's lease
+  (:mod:`pipeline.lease`), every step renews it, the report releases it.
 * Every step also records its outcome (result or error) under ``<run_prefix>/steps/<name>.json``
-  so :func:`report_step` can explain the run even when a step failed. ``ingest_step`` clears
-  the run prefix first: a re-run of the same date overwrites, it never mixes with old outputs.
+  so :func:`report_step` can explain the run even when a step failed.
 * :func:`report_step` writes the run's one decision record, ``<run_prefix>/decision.json``
-  (also attached to the candidate's MLflow run), logs its summary, and raises
+  (also attached to the candidate's MLflow run), points ``runs/<date>/latest.json`` at it, logs
+  its summary, and raises
   :class:`RunFailed` if any step failed -- so a failed validation fails the run, while a
   failing gate is a successful run that ends "not promoted" with its reasons.
 * The champion is only ever moved by :func:`promote_step`, through the registry's
@@ -30,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from pipeline.errors import DriftlineError
+from pipeline.faults import kill_point
 from pipeline.redact import redact, redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
 from pipeline.storage import ObjectNotFound, dumps, join
@@ -53,7 +58,14 @@ def recorded(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
     def wrap(fn: Callable[..., dict]) -> Callable[..., dict]:
         @functools.wraps(fn)
         def run(env: RunEnv, *args: Any) -> dict:
+            from pipeline import lease
+
             run_id = env.trigger.get("run_id")
+            what = f"retrain of {env.spec.name} for {env.day}"
+            if name == STEPS[0]:
+                lease.acquire(env.store, env.date_prefix(), env.run_id, what=what)
+            else:
+                lease.renew(env.store, env.date_prefix(), env.run_id)
             try:
                 result = fn(env, *args)
             except Exception as err:
@@ -76,10 +88,9 @@ def _now() -> str:
 
 @recorded("ingest")
 def ingest_step(env: RunEnv) -> dict:
-    """Clear this date's prefix, then snapshot ``[as_of - label_delay - total_days, as_of)``."""
+    """Snapshot ``[as_of - label_delay - total_days, as_of)`` into this run's own prefix."""
     from pipeline.ingest import ingest
 
-    env.store.delete(env.run_prefix)
     snapshot = ingest(env.spec, env.as_of, env.store, env.run_prefix,
                       days=env.spec.windows.total_days + env.spec.label_delay_days,
                       s3_client=env.source_s3_client, pg_uri=env.pg_uri)
@@ -151,6 +162,7 @@ def train_step(env: RunEnv, split: dict) -> dict:
     result = train(env.spec, Split.from_dict(split), env.store,
                    tracking_uri=env.settings.mlflow_tracking_uri, lineage=_lineage(env)).to_dict()
     result["mlflow_run_url"] = env.settings.mlflow_run_url(result["experiment_id"], result["run_id"])
+    kill_point("train")
     return result
 
 
@@ -309,6 +321,7 @@ def promote_step(env: RunEnv, evaluation: dict) -> dict:
     }
     version = registry.register_candidate(client, spec, model_uri=evaluation["candidate_model_uri"],
                                           run_id=evaluation["candidate_run_id"], tags=tags)
+    kill_point("register")
     actor = env.trigger.get("by") or f"airflow:{env.trigger.get('dag_id') or 'cli'}"
     expected = evaluation["champion_before"]
     if env.dry_run:
@@ -366,6 +379,7 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
     return {
         "model": env.spec.name,
         "date": env.day,
+        "run_id": env.run_id,
         "as_of": env.as_of.isoformat(),
         "status": status,
         "promote": bool(promotion.get("promoted")) and status == "promoted",
@@ -415,10 +429,16 @@ def report_step(env: RunEnv) -> dict:
     Raises:
         RunFailed: a step failed; the record is written first and names the step and error.
     """
+    from pipeline import lease
+    from pipeline.artifacts import publish_latest
+
     steps = {name: _read_step(env, name) for name in STEPS}
     record = redact_obj(build_record(env, steps))
+    kill_point("report")
     uri = env.store.write_json(join(env.run_prefix, "decision.json"), record)
     record["decision_uri"] = uri
+    publish_latest(env.store, env.date_prefix(), run_id=env.run_id, decision_uri=uri, status=record["status"])
+    lease.release(env.store, env.date_prefix(), env.run_id)
     if record["candidate_run_id"]:
         client = env.mlflow_client()
         log_text_artifacts(client, record["candidate_run_id"], {"decision.json": dumps(record)})

@@ -231,30 +231,40 @@ def observation(spec: ModelSpec, *, day: str, source: str, value: float | None, 
 
 
 def load_history(store: Store, monitor_root: str, before_day: str, limit: int = 120) -> list[MonitorRecord]:
-    """Prior monitor decisions: ``<monitor_root>/<YYYY-MM-DD>/decision.json`` strictly before a day.
+    """Prior monitor decisions strictly before a day: each day's latest completed run
+    (``<monitor_root>/<YYYY-MM-DD>/latest.json``; a record from before run ids,
+    ``<YYYY-MM-DD>/decision.json``, is read too).
 
     Args:
         store: storage holding ``monitor_root``.
         monitor_root: the model's monitor prefix (``<artifact_root>/<model>/monitor``).
-        before_day: ``YYYY-MM-DD``; only earlier days are read.
+        before_day: ``YYYY-MM-DD``; only earlier days are read (a re-run of a past date sees
+            only what was known then).
         limit: keep at most this many, the most recent.
 
     Returns:
         The records, oldest first.
 
     Raises:
-        StorageError: a listed decision file cannot be read or is not JSON.
+        StorageError: a listed record cannot be read or is not JSON.
     """
     cutoff = day_key(before_day)
-    by_day: dict[str, str] = {}
+    pointers: dict[str, str] = {}
+    legacy: dict[str, str] = {}
     for uri in store.list(monitor_root):
         parts = uri.rstrip("/").split("/")
-        if len(parts) < 2 or parts[-1] != "decision.json" or not _is_day(parts[-2]):
+        if len(parts) < 2 or not _is_day(parts[-2]) or parts[-2] >= cutoff:
             continue
-        if parts[-2] < cutoff:
-            by_day[parts[-2]] = uri
-    days = sorted(by_day)[-limit:] if limit > 0 else []
-    return [_record(store.read_json(by_day[d])) for d in days]
+        if parts[-1] == "latest.json":
+            pointers[parts[-2]] = uri
+        elif parts[-1] == "decision.json":
+            legacy[parts[-2]] = uri
+    days = sorted(set(pointers) | set(legacy))[-limit:] if limit > 0 else []
+    out = []
+    for d in days:
+        uri = store.read_json(pointers[d])["decision_uri"] if d in pointers else legacy[d]
+        out.append(_record(store.read_json(uri)))
+    return out
 
 
 def _record(data: dict[str, Any]) -> MonitorRecord:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from pipeline.artifacts import day_key, monitor_prefix, run_prefix
+from pipeline.artifacts import date_prefix, day_key, monitor_prefix, new_run_id, run_prefix
 from pipeline.config import ModelSpec, Settings
 from pipeline.storage import Store
 
@@ -53,6 +53,7 @@ class RunEnv:
         dry_run: evaluate and register, never move the champion.
         force_promote: skip promotion gates 2-6 (not validation, not the floor); needs ``reason``.
         reason: a person's reason for a manual/forced run.
+        run_id: this run's identity (its immutable artifact prefix; see :mod:`pipeline.artifacts`).
     """
 
     spec: ModelSpec
@@ -66,6 +67,7 @@ class RunEnv:
     dry_run: bool = False
     force_promote: bool = False
     reason: str | None = None
+    run_id: str = field(default_factory=new_run_id)
 
     @classmethod
     def local(cls, spec: ModelSpec, as_of: date | datetime | str, *, settings: Settings | None = None,
@@ -97,11 +99,17 @@ class RunEnv:
 
     @property
     def run_prefix(self) -> str:
-        return run_prefix(self.settings.artifact_root, self.spec.name, self.day)
+        """This retrain run's own, immutable prefix."""
+        return run_prefix(self.settings.artifact_root, self.spec.name, self.day, self.run_id)
 
     @property
     def monitor_prefix(self) -> str:
-        return monitor_prefix(self.settings.artifact_root, self.spec.name, self.day)
+        """This monitor run's own, immutable prefix."""
+        return monitor_prefix(self.settings.artifact_root, self.spec.name, self.day, self.run_id)
+
+    def date_prefix(self, kind: str = "runs") -> str:
+        """Where every run of this model and date lives (``runs`` or ``monitor``)."""
+        return date_prefix(self.settings.artifact_root, self.spec.name, self.day, kind)
 
     def bind_mlflow(self) -> None:
         """Point MLflow's *global* tracking and registry URIs at this run's store.

@@ -133,6 +133,10 @@ class Store(ABC):
         ...
 
     @abstractmethod
+    def create_exclusive(self, uri: str, data: bytes) -> bool:
+        """Write ``uri`` only if it does not exist (atomically); False if it already did."""
+
+    @abstractmethod
     def exists(self, uri: str) -> bool:
         ...
 
@@ -234,6 +238,19 @@ class LocalStore(Store):
     def write_parquet(self, uri: str, df: Any) -> str:
         return self._publish(uri, lambda tmp: df.to_parquet(tmp, index=False))
 
+    def create_exclusive(self, uri: str, data: bytes) -> bool:
+        path = self._path(uri)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as err:
+            raise _write_error(uri, err) from None
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
     def read_bytes(self, uri: str) -> bytes:
         try:
             return self._path(uri).read_bytes()
@@ -281,6 +298,16 @@ class S3Store(Store):
                                         "connection's credentials may write to it") from None
             raise StorageError(f"{uri}: cannot write ({err})") from None
         return uri
+
+    def create_exclusive(self, uri: str, data: bytes) -> bool:
+        bucket, key = split_s3(uri)
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except Exception as err:
+            if _s3_code(err) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise StorageError(f"{uri}: cannot write ({err})") from None
+        return True
 
     def read_bytes(self, uri: str) -> bytes:
         bucket, key = split_s3(uri)

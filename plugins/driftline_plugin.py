@@ -24,11 +24,12 @@ def model_version_url(name: str, version: str) -> str:
 
 
 def artifact_prefix(model: str, day: str) -> str:
-    """Where a retrain run of ``model`` for ``day`` (YYYY-MM-DD) writes its artifacts."""
-    from pipeline.artifacts import run_prefix
+    """Where the retrain runs of ``model`` for ``day`` (YYYY-MM-DD) write their artifacts, one
+    folder per run id, with ``latest.json`` naming the last completed one."""
+    from pipeline.artifacts import date_prefix
     from pipeline.config import Settings
 
-    return run_prefix(Settings.from_env().artifact_root, model, day)
+    return date_prefix(Settings.from_env().artifact_root, model, day)
 
 
 class DriftlinePlugin(AirflowPlugin):

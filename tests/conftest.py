@@ -120,3 +120,15 @@ def s3_bucket(s3_client) -> str:
     name = f"driftline-test-{os.getpid()}-{next(_bucket_numbers)}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+def latest_record(artifact_root, model: str, day: str, kind: str = "runs", s3_client=None) -> dict:
+    """The decision record of the latest completed run of ``model`` for ``day`` (follows
+    ``<kind>/<day>/latest.json``; ``artifact_root`` may be ``s3://``)."""
+    from pipeline.artifacts import date_prefix, latest_decision_uri
+    from pipeline.storage import Store
+
+    store = Store.for_uri(str(artifact_root), s3_client)
+    uri = latest_decision_uri(store, date_prefix(str(artifact_root), model, day, kind))
+    assert uri is not None, f"no completed {kind} run of {model} for {day} under {artifact_root}"
+    return {**store.read_json(uri), "decision_uri": uri}

@@ -30,6 +30,18 @@ def as_of_from_context(context: Any) -> datetime:
     return datetime(end.year, end.month, end.day, tzinfo=timezone.utc)
 
 
+def run_id_from_context(context: Any) -> str:
+    """The run's artifact identity: the DAG run's start (to the millisecond) plus a hash of its
+    dag id, run id and clear number -- the same for every task and retry of one DAG run, new when
+    the run is cleared and run again (so the earlier attempt's records stay)."""
+    from pipeline.artifacts import new_run_id
+
+    dag_run = context["dag_run"]
+    started = getattr(dag_run, "start_date", None) or getattr(dag_run, "run_after", None)
+    salt = f"{dag_run.dag_id}/{dag_run.run_id}/{getattr(dag_run, 'clear_number', 0) or 0}"
+    return new_run_id(started, salt=salt)
+
+
 def trigger_from_context(context: Any) -> dict[str, Any]:
     """What started this run: schedule / manual / backfill / asset / drift, by whom, and why."""
     dag_run = context["dag_run"]
@@ -101,6 +113,7 @@ def run_env(model: str, context: Any | None = None) -> Any:
         spec=spec,
         settings=settings,
         as_of=as_of_from_context(context),
+        run_id=run_id_from_context(context),
         artifact_s3_client=artifact_s3,
         source_s3_client=source_s3,
         pg_uri=pg_uri,

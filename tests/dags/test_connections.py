@@ -14,6 +14,7 @@ import yaml
 
 from pipeline.demo import DemoOptions, generate
 from pipeline.storage import Store
+from tests.conftest import latest_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,8 +48,8 @@ def test_postgres_source_through_a_postgres_connection(airflow_db, tmp_path, mon
     monkeypatch.setenv("AIRFLOW_CONN_DRIFTLINE_SOURCE", postgres_uri)
 
     assert _run("credit_conn_pg") == "success"
-    run_dir = tmp_path / "home" / "artifacts" / "credit_conn_pg" / "runs" / "2026-02-12"
-    record = json.loads((run_dir / "decision.json").read_text())
+    record = latest_record(tmp_path / "home" / "artifacts", "credit_conn_pg", "2026-02-12")
+    run_dir = Path(record["decision_uri"]).parent
     assert record["status"] == "promoted" and record["evidence"]["rows"] == 42 * 500
     assert "postgres" in json.loads((run_dir / "snapshot.json").read_text())["source"]
 
@@ -65,11 +66,13 @@ def test_s3_lake_and_artifacts_through_an_aws_connection(airflow_db, tmp_path, m
         "extra": {"region_name": "us-east-1", "endpoint_url": s3_endpoint}}))
 
     assert _run("credit_conn_s3") == "success"
-    key = "artifacts/credit_conn_s3/runs/2026-02-12/decision.json"
-    record = json.loads(s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read())
+    record = latest_record(f"s3://{s3_bucket}/artifacts", "credit_conn_s3", "2026-02-12", s3_client=s3_client)
+    run_key = record["decision_uri"][len(f"s3://{s3_bucket}/"):].rsplit("/", 1)[0]
+    assert run_key.startswith("artifacts/credit_conn_s3/runs/2026-02-12/")
     assert record["status"] == "promoted" and record["evidence"]["rows"] == 42 * 500
-    assert record["evidence"]["snapshot"] == f"s3://{s3_bucket}/artifacts/credit_conn_s3/runs/2026-02-12/snapshot.parquet"
+    assert record["evidence"]["snapshot"] == f"s3://{s3_bucket}/{run_key}/snapshot.parquet"
     keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="artifacts/")["Contents"]}
     for name in ("snapshot.parquet", "validation.json", "quarantine.parquet", "clean.parquet", "train.parquet",
                  "profile.json", "evaluation.json", "decision.json", "data_docs/index.html"):
-        assert f"artifacts/credit_conn_s3/runs/2026-02-12/{name}" in keys, name
+        assert f"{run_key}/{name}" in keys, name
+    assert "artifacts/credit_conn_s3/runs/2026-02-12/latest.json" in keys

@@ -5,7 +5,6 @@ retrain__<model> with the change point, mode, reason and report in its conf."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -38,7 +37,9 @@ def run(dag, day: str):
 
 
 def decision(settings, day: str) -> dict:
-    return json.loads((Path(settings.artifact_root) / MODEL / "monitor" / day / "decision.json").read_text())
+    from tests.conftest import latest_record
+
+    return latest_record(settings.artifact_root, MODEL, day, "monitor")
 
 
 def test_no_champion_skips_the_run(home, monitor_dag):
@@ -63,7 +64,7 @@ def test_stable_then_drift_then_trigger(home, monitor_dag):
         rec = decision(home, day)
         assert state == "success" and rec["retrain"] is False and rec["signal"] is False, rec["reasons"]
         assert tasks["should_retrain"] == "success" and tasks["trigger_retrain"] == "skipped"
-        assert (Path(home.artifact_root) / MODEL / "monitor" / day / "report.html").exists()
+        assert (Path(rec["decision_uri"]).parent / "report.html").exists()
 
     state, tasks = run(monitor_dag, "2026-03-03")
     first = decision(home, "2026-03-03")

@@ -8,7 +8,6 @@ date, a forced promotion, bad-data days.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -53,7 +52,9 @@ def run(dag, day: str, **conf):
 
 
 def record(settings, day: str) -> dict:
-    return json.loads((Path(settings.artifact_root) / MODEL / "runs" / day / "decision.json").read_text())
+    from tests.conftest import latest_record
+
+    return latest_record(settings.artifact_root, MODEL, day)
 
 
 def champion(settings) -> str | None:
@@ -83,7 +84,8 @@ def test_first_run_creates_the_champion(home, retrain_dag):
     client = MlflowClient(tracking_uri=home.mlflow_tracking_uri, registry_uri=home.mlflow_tracking_uri)
     version_tags = client.get_model_version(MODEL, "1").tags
     assert version_tags["driftline.decision"] == "promoted"
-    assert version_tags["driftline.decision_uri"].endswith("runs/2026-02-12/decision.json")
+    assert version_tags["driftline.decision_uri"] == rec["decision_uri"]
+    assert "/runs/2026-02-12/" in rec["decision_uri"] and rec["run_id"] in rec["decision_uri"]
     mlflow_run = client.get_run(rec["candidate_run_id"])
     assert mlflow_run.data.tags["driftline.decision_uri"] == version_tags["driftline.decision_uri"]
     assert "decision.json" in {a.path for a in client.list_artifacts(rec["candidate_run_id"])}
@@ -151,6 +153,6 @@ def test_bad_data_fails_validation_and_leaves_the_champion(home, retrain_dag):
     rec = record(home, "2026-02-22")
     assert rec["status"] == "failed" and rec["failed_step"] == "validate"
     assert "ValidationFailed" in rec["summary"] and "quarantine" in rec["summary"].lower()
-    quarantine = Path(home.artifact_root) / MODEL / "runs" / "2026-02-22" / "quarantine.parquet"
-    assert quarantine.exists() and (Path(home.artifact_root) / MODEL / "runs" / "2026-02-22" / "validation.json").exists()
+    run_dir = Path(rec["decision_uri"]).parent
+    assert (run_dir / "quarantine.parquet").exists() and (run_dir / "validation.json").exists()
     assert champion(home) == before

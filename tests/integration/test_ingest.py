@@ -567,7 +567,11 @@ def test_cli_generate_then_ingest(settings, capsys):
     assert main(["ingest", "--model", "credit_default", "--date", "2026-01-04", "--days", "2"], settings) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["rows"] == 60
-    assert record["uri"] == f"{settings.artifact_root}/credit_default/runs/2026-01-04/snapshot.parquet"
+    from pipeline.artifacts import is_run_id
+
+    prefix = f"{settings.artifact_root}/credit_default/runs/2026-01-04/"
+    assert record["uri"].startswith(prefix) and record["uri"].endswith("/snapshot.parquet")
+    assert is_run_id(record["uri"][len(prefix):].split("/")[0])
     assert Path(record["uri"]).is_file()
 
 

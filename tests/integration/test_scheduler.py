@@ -150,7 +150,9 @@ def _finished(stack, dag_id: str, run_id: str):
 
 
 def _decision(stack, kind: str, day: str) -> dict:
-    return json.loads((stack["settings_home"] / "artifacts" / MODEL / kind / day / "decision.json").read_text())
+    from tests.conftest import latest_record
+
+    return latest_record(stack["settings_home"] / "artifacts", MODEL, day, kind)
 
 
 def test_monitor_trigger_runs_the_retrain_to_completion(stack):
