@@ -62,7 +62,7 @@ class Evaluation(Record):
         slices: per slice: ``column``, ``slice``, ``rows``, ``positives``, ``gated`` (by the
             spec's policy), ``note`` (why not gated), and each role's metrics on it.
         latency_ms_per_1k: role -> median milliseconds to score 1000 rows.
-        model_size_mb: role -> size in MiB (given, or the cloudpickled model).
+        model_size_mb: role -> size in MiB (given, or the model in the stored skops format).
         candidate_info, champion_info: what the caller passed (data_interval_end, version, ...).
         weights: ``None``, or ``{"kind", "effective_rows", ...}`` when rows were weighted.
         baseline_promotable: the baseline is a model that may be promoted (not a ``prior``).
@@ -134,7 +134,7 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
         candidate, baseline, champion: fitted models with ``predict_proba(X)`` (binary; column 1
             is the positive class) or ``predict(X)`` (regression) on ``test_df[spec.model_columns]``.
         candidate_info: at least ``data_interval_end`` (ISO); optionally ``version``, ``run_id``,
-            ``model_size_mb`` (otherwise the cloudpickled size is measured).
+            ``model_size_mb`` (otherwise its size in the stored skops format is measured).
         champion_info: the same for the champion (plus ``test_metric``, its primary metric on its
             own test window); required when ``champion`` is given (an empty ``data_interval_end``
             is recorded as unknown, and the freshness gate then fails closed).
@@ -380,9 +380,9 @@ def _latency(task: str, model: Any, features: pd.DataFrame, seed: int) -> float:
 def _model_size_mb(model: Any, info: dict[str, Any]) -> float:
     if info.get("model_size_mb") is not None:
         return float(info["model_size_mb"])
-    import cloudpickle
+    import skops.io
 
-    return len(cloudpickle.dumps(model)) / (1024 * 1024)
+    return len(skops.io.dumps(model)) / (1024 * 1024)
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,7 +65,8 @@ def champion_step(env: RunEnv) -> dict:
             "data_interval_end": data_end, "labelled_end": labelled_end,
             "role": tags.get("driftline.role", "candidate"),
             "change_point": tags.get("driftline.change_point") or None,
-            "post_change_rows": int(tags.get("driftline.post_change_rows") or 0)}
+            "post_change_rows": int(tags.get("driftline.post_change_rows") or 0),
+            "sha256": tags.get("driftline.model_sha256") or None}
 
 
 def ingest_step(env: RunEnv, champion: dict) -> dict:
@@ -241,7 +242,7 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
 
     spec, store, client = env.spec, env.store, env.mlflow_client()
     refs = champion_references(client, spec, champion)
-    model = env.load_model(champion["model_uri"])
+    model = env.load_model(champion["model_uri"], sha256=champion.get("sha256"))
     current = store.read_parquet(validated["current"]["clean_uri"])
     labelled = None
     if validated.get("labelled"):

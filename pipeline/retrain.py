@@ -183,8 +183,11 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
     test_df = env.store.read_parquet(split["test_uri"])
     weights = (env.store.read_parquet(trained["test_weights_uri"])["weight"].to_numpy()
                if trained.get("test_weights_uri") else None)
-    models = {"candidate": env.load_model(trained["model_uri"]), "baseline": env.load_model(trained["baseline_uri"])}
-    champion_model = env.load_model(champion.uri) if champion else None
+    models = {"candidate": env.load_model(trained["model_uri"], sha256=trained.get("model_sha256")),
+              "baseline": env.load_model(trained["baseline_uri"], sha256=trained.get("baseline_sha256"))}
+    champion_model = _load_champion(env, champion) if champion else None
+    if champion and champion_model is None:
+        champion = None
     champion_ref = (champion_reference(client, champion.run_id, champion.tags.get("driftline.role", "candidate"))
                     if champion else {})
     evaluation = evaluate(
@@ -221,9 +224,26 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
         "candidate_run_id": run_id,
         "candidate_model_uri": trained["model_uri"] if chosen == "candidate" else trained["baseline_uri"],
         "registered_role": chosen,
+        "model_sha256": trained.get("model_sha256") if chosen == "candidate" else trained.get("baseline_sha256"),
         "test_metric": evaluation.metrics[chosen][spec.primary_metric]["estimate"],
         "mlflow_run_url": trained.get("mlflow_run_url"),
     }
+
+
+def _load_champion(env: RunEnv, champion: Any) -> Any:
+    """The champion model, verified. One that cannot be verified (stored before driftline's safe
+    format, or changed since) stops the run -- unless the run is a forced promotion, which then
+    evaluates without it (recorded), so a person can replace an unverifiable champion."""
+    from pipeline.models import UnsafeModel
+
+    try:
+        return env.load_model(champion.uri, sha256=champion.tags.get("driftline.model_sha256"))
+    except UnsafeModel as err:
+        if not env.force_promote:
+            raise UnsafeModel(f"champion v{champion.version}: {err}") from None
+        log.warning("champion v%s cannot be verified (%s); this forced promotion evaluates without it",
+                    champion.version, err)
+        return None
 
 
 def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[str, Any],
@@ -311,6 +331,7 @@ def promote_step(env: RunEnv, evaluation: dict) -> dict:
         "driftline.window_plan": plan.get("kind", "standard"),
         "driftline.change_point": plan.get("change_point") or "",
         "driftline.post_change_rows": str(plan.get("post_change_rows") or 0),
+        "driftline.model_sha256": str(evaluation.get("model_sha256") or ""),
         "driftline.snapshot_hash": snapshot.get("content_hash", ""),
         "driftline.trigger": str(env.trigger.get("kind")),
         "airflow.dag_id": str(env.trigger.get("dag_id") or ""),

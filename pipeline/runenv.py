@@ -123,12 +123,13 @@ class RunEnv:
         mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
         mlflow.set_registry_uri(self.settings.mlflow_tracking_uri)
 
-    def load_model(self, model_uri: str) -> Any:
-        """Load a logged or registered sklearn-flavour model from this run's tracking server."""
-        import mlflow.sklearn
+    def load_model(self, model_uri: str, *, sha256: str | None) -> Any:
+        """Load a logged or registered model from this run's tracking server, only if it verifies
+        against the digest recorded when it was logged (:func:`pipeline.models.load_model`)."""
+        from pipeline.models import load_model
 
         self.bind_mlflow()
-        return mlflow.sklearn.load_model(model_uri)
+        return load_model(model_uri, expected_sha256=sha256)
 
     def mlflow_client(self) -> Any:
         """An MlflowClient on this run's store (MLflow's global URIs bound to it as well)."""

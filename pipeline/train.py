@@ -13,9 +13,9 @@ Contract:
   as dataset inputs (source URI and digest), lineage tags, the two models (``model``,
   ``baseline``), plots (``plots/*.png``), ``profile.json`` and ``feature_importance.json``.
 * Models take raw columns (``spec.model_columns``): derived features and encodings are inside
-  them, so scoring code never re-implements preprocessing. They are serialised with cloudpickle
-  and ship the ``pipeline`` package as MLflow ``code_paths``, so another process (or
-  ``mlflow models serve``) loads them without this repository on ``sys.path``.
+  them, so scoring code never re-implements preprocessing. They are stored in the skops format
+  with no code attached and loaded only after their sha256 and types verify
+  (:mod:`pipeline.models`); the ``pipeline`` package must be installed where they are loaded.
 * ``feature_importance.json`` maps every raw input column to its share of the candidate's total
   split gain (sums to 1): one-hot columns add up to their categorical feature and a derived
   feature's gain is shared equally among its inputs. The drift monitor weights drift by it. The
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _INPUT_CONTEXTS = {"train": "training", "valid": "validation", "test": "testing"}
 #: Distributions the logged models need at load time; pinned to the versions that trained them.
-_MODEL_REQUIREMENTS = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "pyarrow")
+_MODEL_REQUIREMENTS = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow")
 
 
 class TrainError(DriftlineError):
@@ -93,6 +93,7 @@ class TrainResult(Record):
             score, effective rows).
         baseline_importance: the baseline's importance per raw column (``{}`` for a prior).
         test_weights_uri: per-row weights of the test window ("" when unweighted).
+        model_sha256, baseline_sha256: digests of the stored models (loading verifies them).
     """
 
     run_id: str
@@ -108,6 +109,8 @@ class TrainResult(Record):
     adaptation: dict[str, Any] = field(default_factory=dict)
     baseline_importance: dict[str, float] = field(default_factory=dict)
     test_weights_uri: str = ""
+    model_sha256: str = ""
+    baseline_sha256: str = ""
 
 
 def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
@@ -186,8 +189,9 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
                 _preset_schema(dataset, frame)
                 mlflow.log_input(dataset, context=_INPUT_CONTEXTS[name])
             models_started = time.perf_counter()
-            model_uri = _log_model(spec, candidate, X["train"], "model")
-            baseline_uri = _log_model(spec, baseline, X["train"], "baseline")
+            model_uri, model_sha256 = _log_model(spec, candidate, X["train"], "model")
+            baseline_uri, baseline_sha256 = _log_model(spec, baseline, X["train"], "baseline")
+            mlflow.set_tags({"driftline.sha256.model": model_sha256, "driftline.sha256.baseline": baseline_sha256})
             timings["log_models"] = round(time.perf_counter() - models_started, 3)
             mlflow.log_text(store.read_text(split.profile_uri), "profile.json")
             mlflow.log_dict(importance, "feature_importance.json")
@@ -202,6 +206,7 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         metrics=metrics, best_iteration=best_iteration, train_seconds=round(train_seconds, 3),
         feature_importance=importance, timings=timings, run_name=run_name, adaptation=adaptation,
         baseline_importance=baseline_importance, test_weights_uri=test_weights_uri,
+        model_sha256=model_sha256, baseline_sha256=baseline_sha256,
     )
 
 
@@ -407,25 +412,19 @@ def _requirements() -> list[str]:
     return pins
 
 
-def _log_model(spec: "ModelSpec", model: "Pipeline", X_train: pd.DataFrame, name: str) -> str:
-    """Log ``model`` under ``name`` in the active run; returns its logged-model URI.
-
-    cloudpickle rather than MLflow's default skops: skops refuses types it is not told to
-    trust (XGBoost's, ours), and these models are only loaded from our own tracking server.
-    Requirements are pinned explicitly because inferring them costs a 9-15 s subprocess.
-    """
-    import mlflow
+def _log_model(spec: "ModelSpec", model: "Pipeline", X_train: pd.DataFrame, name: str) -> tuple[str, str]:
+    """Log ``model`` under ``name`` in the active run in the safe format (:mod:`pipeline.models`);
+    returns its logged-model URI and the sha256 of the stored file. Requirements are pinned
+    explicitly because inferring them costs a 9-15 s subprocess."""
     from mlflow.models import infer_signature
+
+    from pipeline.models import log_model
 
     example = _naive_utc(X_train.head(5))
     binary = spec.task == "binary"
     output = model.predict_proba(example) if binary else model.predict(example)
-    info = mlflow.sklearn.log_model(
-        model, name=name, signature=infer_signature(example, output), input_example=example,
-        pip_requirements=_requirements(), serialization_format="cloudpickle",
-        code_paths=[str(_PACKAGE_DIR)], pyfunc_predict_fn="predict_proba" if binary else "predict",
-    )
-    return info.model_uri
+    return log_model(model, name=name, signature=infer_signature(example, output), input_example=example,
+                     pip_requirements=_requirements(), predict_fn="predict_proba" if binary else "predict")
 
 
 def _preset_schema(dataset: Any, frame: pd.DataFrame) -> None:

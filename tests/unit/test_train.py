@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -139,10 +137,12 @@ def test_logged_models_load_and_score_unseen_categories(binary_run, mlflow_uri):
     spec, split, store, result, _ = binary_run
     test = store.read_parquet(split.test_uri)[list(spec.model_columns)].head(200).copy()
     test.loc[:49, "channel"] = "partner_api"
-    candidate = mlflow.sklearn.load_model(result.model_uri)
+    from pipeline.models import load_model
+
+    candidate = load_model(result.model_uri, expected_sha256=result.model_sha256)
     proba = candidate.predict_proba(test)[:, 1]
     assert proba.shape == (200,) and np.all((proba > 0) & (proba < 1)) and proba.std() > 0.01
-    baseline = mlflow.sklearn.load_model(result.baseline_uri)
+    baseline = load_model(result.baseline_uri, expected_sha256=result.baseline_sha256)
     assert np.allclose(baseline.predict_proba(test)[:, 1], baseline.predict_proba(test)[0, 1])
     assert mlflow.sklearn.load_model(f"runs:/{result.run_id}/model").predict_proba(test).shape == (200, 2)
     pyfunc = mlflow.pyfunc.load_model(result.model_uri)
@@ -152,25 +152,38 @@ def test_logged_models_load_and_score_unseen_categories(binary_run, mlflow_uri):
     assert int(version.version) >= 1
 
 
-def test_model_loads_in_a_process_without_the_repository(binary_run, mlflow_uri, tmp_path):
-    spec, split, store, result, _ = binary_run
-    rows = store.read_parquet(split.test_uri)[list(spec.model_columns)].head(20)
-    rows.to_parquet(tmp_path / "rows.parquet")
-    script = (
-        "import importlib.util, mlflow, pandas as pd\n"
-        "assert importlib.util.find_spec('pipeline') is None, 'pipeline importable before loading'\n"
-        f"m = mlflow.sklearn.load_model({result.model_uri!r})\n"
-        "print(','.join(f'{p:.6f}' for p in m.predict_proba(pd.read_parquet('rows.parquet'))[:, 1]))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MLFLOW_TRACKING_URI": mlflow_uri}
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    import mlflow
+def test_models_are_stored_without_code_and_load_only_when_they_verify(binary_run, mlflow_uri, tmp_path):
+    """Whoever can write the artifact store can make a run fail, not make it run code: the model
+    is skops (no pickle), ships no code, and loads only with its recorded digest and trusted types."""
 
-    expected = mlflow.sklearn.load_model(result.model_uri).predict_proba(rows)[:, 1]
-    got = np.array([float(v) for v in out.stdout.strip().splitlines()[-1].split(",")])
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    import mlflow
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from pipeline.models import UnsafeModel, load_model, sha256_of
+
+    _, _, _, result, _ = binary_run
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=result.model_uri, dst_path=str(tmp_path / "m")))
+    assert (local / "model.skops").is_file() and not (local / "code").exists()
+    assert sha256_of(local / "model.skops") == result.model_sha256
+
+    with pytest.raises(UnsafeModel, match="no recorded sha256"):
+        load_model(result.model_uri, expected_sha256=None)
+    with pytest.raises(UnsafeModel, match="the artifact was changed after training"):
+        load_model(result.model_uri, expected_sha256="0" * 64)
+
+    with mlflow.start_run():
+        pickled = mlflow.sklearn.log_model(FunctionTransformer(), name="pickled", serialization_format="cloudpickle",
+                                           pip_requirements=[])
+        hostile = mlflow.sklearn.log_model(make_pipeline(FunctionTransformer(func=os.getcwd)), name="hostile",
+                                           serialization_format="skops", skops_trusted_types=["posix.getcwd"],
+                                           pip_requirements=[])
+    with pytest.raises(UnsafeModel, match="stored as 'cloudpickle'"):
+        load_model(pickled.model_uri, expected_sha256="0" * 64)
+    hostile_file = Path(mlflow.artifacts.download_artifacts(artifact_uri=hostile.model_uri,
+                                                            dst_path=str(tmp_path / "h"))) / "model.skops"
+    with pytest.raises(UnsafeModel, match="types driftline does not trust"):
+        load_model(hostile.model_uri, expected_sha256=sha256_of(hostile_file))
 
 
 def regression_spec():
