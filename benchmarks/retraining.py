@@ -392,7 +392,8 @@ class ChampionBook:
         version = str(champion.version)
         if version not in self.info:
             self.info[version] = _champion_info(self.env, champion)
-            self.models[version] = self.env.load_model(champion.uri)
+            self.models[version] = self.env.load_model(
+                champion.uri, sha256=champion.tags.get("driftline.model_sha256") or None)
         return version
 
     def metrics(self, version: str, frame: Any) -> dict[str, float | None]:
@@ -458,6 +459,8 @@ def _monitor_day(spec: Any, settings: Any, day: str) -> dict[str, Any]:
         "expected_loss": forecast.get("expected_loss") if forecast else None,
         "loss_lower": forecast.get("lower") if forecast else None,
         "waiting": record.get("waiting"), "blocked_by": record.get("blocked_by"),
+        "drifted_features": (record.get("feature_drift") or {}).get("features") or [],
+        "weighted_drift": (record.get("feature_drift") or {}).get("weighted"),
         "observations": [{k: o.get(k) for k in ("source", "day", "value", "z")}
                          for o in record.get("observations", [])],
         "trigger_conf": out.get("trigger_conf"),
@@ -472,12 +475,12 @@ def _retrain_day(spec: Any, settings: Any, day: str, trigger: dict[str, Any]) ->
     started = time.perf_counter()
     error = None
     try:
-        retrain.run_all(env)
-    except retrain.RunFailed as err:
-        error = str(err)[:300]
+        decision_uri = retrain.run_all(env)["decision_uri"]
+    except retrain.RunFailed as err:  # the run's record is still written, in its own prefix
+        error, decision_uri = str(err)[:300], f"{env.run_prefix}/decision.json"
     try:
-        record = env.store.read_json(f"{env.run_prefix}/decision.json")
-    except Exception:
+        record = env.store.read_json(decision_uri)
+    except Exception:  # no record at all: reported as a failed run with the error
         record = {}
     plan, adaptation = record.get("plan") or {}, record.get("adaptation") or {}
     return {
@@ -762,6 +765,15 @@ def _post_change(info: dict[str, Any], change_iso: str, slack_iso: str) -> tuple
     return adapted, labelled
 
 
+def _drifted_features(run: StreamRun, spec: Any, entry: dict[str, Any]) -> list[str]:
+    """Features the monitor reported drifted that day (its decision record, if the trace lacks them)."""
+    monitor = entry.get("monitor") or {}
+    if "drifted_features" in monitor:
+        return list(monitor["drifted_features"])
+    record = _read_json(run.policy_dir("loop") / "artifacts" / spec.name / "monitor" / entry["day"] / "decision.json")
+    return list(((record or {}).get("feature_drift") or {}).get("features") or [])
+
+
 def _first(days: list[int], cond: list[bool], origin: int) -> int | None:
     return next((d - origin for d, ok in zip(days, cond) if ok), None)
 
@@ -854,6 +866,13 @@ def summarise_stream(run: StreamRun, results: dict[str, dict[str, Any]]) -> dict
             summary["detection_delay_days"] = _first(days, [s and i > cal.c for s, i in zip(seen, days)], cal.c) \
                 if drift else None
             summary["detections_before_change"] = len([i for s, i in zip(seen, days) if s and i <= cal.c])
+            drifted = {i: _drifted_features(run, spec, entries[i]) for i in days}
+            reported = [i for i in days if i > cal.c and drifted[i]]
+            summary["feature_drift_reported"] = {
+                "days_after_change": len(reported), "days_before_change": len([i for i in days
+                                                                               if i <= cal.c and drifted[i]]),
+                "first_delay_days": reported[0] - cal.c if reported else None,
+                "features": sorted({f for i in reported for f in drifted[i]})}
             summary["retrain_requests"] = len([i for i in days if entries[i]["monitor"]
                                                and entries[i]["monitor"].get("retrain")])
             summary["requests"] = [{"day": cal.iso(i), "c": i - cal.c, "kind": entries[i]["monitor"].get("kind"),
@@ -937,7 +956,10 @@ def targets(run: StreamRun, stream: dict[str, Any]) -> list[dict[str, Any]]:
                 v is not None and v <= TARGET_ADAPTED_DAYS)
     else:
         requests = loop.get("retrain_requests", 0)
-        add("no retrain request on a stable or harmless stream", requests, 0, requests == 0)
+        drift = loop.get("feature_drift_reported") or {}
+        add("no retrain request on a stable or harmless stream", requests, 0, requests == 0,
+            f"feature drift reported on {drift.get('days_after_change', 0)} day(s) after the change"
+            + (f" ({', '.join(drift['features'])})" if drift.get("features") else ""))
     gap = loop.get("gap_to_oracle")
     if gap is not None:
         limit = TARGET_GAP[run.task]

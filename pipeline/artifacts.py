@@ -148,3 +148,31 @@ class Snapshot(Record):
     missing_days: list[str] = field(default_factory=list)
     timestamp_issues: dict[str, Any] = field(default_factory=dict)
     ignored_files: list[str] = field(default_factory=list)
+
+
+def prune_runs(store: Store, artifact_root: str, model: str, *, older_than_days: int, keep: set[str],
+               today: date | None = None) -> list[str]:
+    """Delete failed and abandoned runs older than ``older_than_days``; returns their prefixes.
+
+    Never deleted: a run whose prefix is in ``keep`` (the runs registered versions point at, so
+    never a champion's), a date's latest run, a run without a complete record, or a monitor run.
+    """
+    today = today or datetime.now(timezone.utc).date()
+    deleted = []
+    runs_root = join(artifact_root, model, "runs")
+    days = sorted({uri[len(runs_root):].strip("/").split("/")[0] for uri in store.list(runs_root)})
+    for day in days:
+        try:
+            age = (today - date.fromisoformat(day)).days
+        except ValueError:
+            continue
+        if age <= older_than_days:
+            continue
+        prefix_of_date = join(runs_root, day)
+        latest = latest_decision_uri(store, prefix_of_date)
+        for run in list_runs(store, prefix_of_date):
+            if (run["status"] in ("failed", "abandoned") and run["prefix"] not in keep
+                    and run["decision_uri"] != latest):
+                store.delete(run["prefix"])
+                deleted.append(run["prefix"])
+    return deleted

@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--list", action="store_true", help="list every run of that date")
     show.set_defaults(func=cmd_show)
 
+    prune = sub.add_parser("prune", help="delete failed and abandoned runs older than the retention")
+    prune.add_argument("model")
+    prune.add_argument("--older-than-days", type=_positive, help="default: the spec's runtime.failed_run_retention_days")
+    prune.set_defaults(func=cmd_prune)
+
     suggest = sub.add_parser("suggest-suite", help="draft a Great Expectations suite from a reference window",
                              description="Profile [date - days, date) of the model's source and print "
                                          "(or write) a GX suite JSON to start from.")
@@ -348,6 +353,29 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     for reason in record.get("reasons", []):
         print(f"  - {reason}")
     print(f"  record: {uri}")
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete failed and abandoned runs older than the retention (never one a version points at)."""
+    from pipeline.artifacts import prune_runs
+    from pipeline.storage import Store, default_s3_client, is_s3
+
+    client, spec = _registry(args, settings)
+    days = args.older_than_days or spec.runtime.failed_run_retention_days
+    if not days:
+        print(f"{spec.name}: no retention set (runtime.failed_run_retention_days, or --older-than-days): nothing pruned")
+        return EXIT_OK
+    keep = set()
+    for mv in client.search_model_versions(f"name = '{spec.registry_name}'"):
+        if (mv.tags or {}).get("driftline.artifacts"):
+            keep.add(mv.tags["driftline.artifacts"].rstrip("/"))
+    root = settings.artifact_root
+    store = Store.for_uri(root, default_s3_client() if is_s3(root) else None)
+    deleted = prune_runs(store, root, spec.name, older_than_days=days, keep=keep)
+    print(f"{spec.name}: pruned {len(deleted)} failed or abandoned run(s) older than {days} day(s)")
+    for prefix in deleted:
+        print(f"  {prefix}")
     return EXIT_OK
 
 

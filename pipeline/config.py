@@ -355,6 +355,17 @@ class AdaptationPolicy(_Frozen):
                                        "grown this many times over what the champion was trained on.")
 
 
+class RuntimePolicy(_Frozen):
+    """How runs share a date and how long their records are kept."""
+
+    run_lease_minutes: float = Field(
+        default=45.0, gt=0, description="A run holds its model and date this long past its last step; then a "
+                                        "run that died stops blocking the date.")
+    failed_run_retention_days: int | None = Field(
+        default=None, ge=1, description="`python -m pipeline prune` deletes failed and abandoned runs older than "
+                                        "this (never a run a registered version points at); None keeps everything.")
+
+
 class ModelSpec(_Frozen):
     """One model: its data, columns, windows, parameters and policies."""
 
@@ -386,6 +397,7 @@ class ModelSpec(_Frozen):
     drift: DriftPolicy = DriftPolicy()
     costs: CostPolicy = CostPolicy()
     adaptation: AdaptationPolicy = AdaptationPolicy()
+    runtime: RuntimePolicy = RuntimePolicy()
 
     @model_validator(mode="before")
     @classmethod

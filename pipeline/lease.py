@@ -22,7 +22,7 @@ from pipeline.storage import ObjectNotFound, Store, join
 log = logging.getLogger(__name__)
 
 LEASE = "lease.json"
-#: How long a run holds its date without renewing (every step renews it).
+#: How long a run holds its date without renewing (every step renews it), unless the spec says.
 TERM = timedelta(minutes=45)
 
 
@@ -34,10 +34,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _body(run_id: str, since: str | None = None, now: datetime | None = None) -> bytes:
+def _body(run_id: str, since: str | None = None, now: datetime | None = None, term: timedelta = TERM) -> bytes:
     now = now or _now()
     return json.dumps({"run_id": run_id, "since": since or now.isoformat(timespec="seconds"),
-                       "until": (now + TERM).isoformat(timespec="seconds")}).encode()
+                       "until": (now + term).isoformat(timespec="seconds")}).encode()
 
 
 def read(store: Store, prefix_of_date: str) -> dict[str, Any] | None:
@@ -47,7 +47,8 @@ def read(store: Store, prefix_of_date: str) -> dict[str, Any] | None:
         return None
 
 
-def acquire(store: Store, prefix_of_date: str, run_id: str, *, what: str, now: datetime | None = None) -> dict:
+def acquire(store: Store, prefix_of_date: str, run_id: str, *, what: str, now: datetime | None = None,
+            term: timedelta = TERM) -> dict:
     """Take the date for ``run_id`` (idempotent for the holder itself).
 
     Raises:
@@ -55,11 +56,11 @@ def acquire(store: Store, prefix_of_date: str, run_id: str, *, what: str, now: d
     """
     uri = join(prefix_of_date, LEASE)
     now = now or _now()
-    if store.create_exclusive(uri, _body(run_id, now=now)):
-        return json.loads(_body(run_id, now=now))
+    if store.create_exclusive(uri, _body(run_id, now=now, term=term)):
+        return json.loads(_body(run_id, now=now, term=term))
     holder = read(store, prefix_of_date) or {}
     if holder.get("run_id") == run_id:
-        return renew(store, prefix_of_date, run_id, now=now)
+        return renew(store, prefix_of_date, run_id, now=now, term=term)
     until = _parse(holder.get("until"))
     if until is not None and until > now:
         raise LeaseHeld(f"{what}: run {holder.get('run_id')} has held this date since {holder.get('since')} (lease "
@@ -67,20 +68,21 @@ def acquire(store: Store, prefix_of_date: str, run_id: str, *, what: str, now: d
                         f"waits for it to finish (retry later), or, if that run died, for the lease to lapse")
     log.warning("%s: taking over the lease of run %s, which lapsed at %s (that run died)", what,
                 holder.get("run_id"), holder.get("until"))
-    store.write_bytes(uri, _body(run_id, now=now))
+    store.write_bytes(uri, _body(run_id, now=now, term=term))
     taken = read(store, prefix_of_date) or {}
     if taken.get("run_id") != run_id:  # another run took it over in the same instant
         raise LeaseHeld(f"{what}: run {taken.get('run_id')} took over this date's lapsed lease first; retry later")
     return {**taken, "took_over_from": holder.get("run_id")}
 
 
-def renew(store: Store, prefix_of_date: str, run_id: str, *, now: datetime | None = None) -> dict:
+def renew(store: Store, prefix_of_date: str, run_id: str, *, now: datetime | None = None,
+          term: timedelta = TERM) -> dict:
     """Extend the holder's lease (a step of the run is alive)."""
     holder = read(store, prefix_of_date) or {}
     if holder.get("run_id") not in (None, run_id):
         raise LeaseHeld(f"{prefix_of_date}: the lease passed to run {holder.get('run_id')} (since "
                         f"{holder.get('since')}) while run {run_id} was between steps; this run stops")
-    store.write_bytes(join(prefix_of_date, LEASE), _body(run_id, since=holder.get("since"), now=now))
+    store.write_bytes(join(prefix_of_date, LEASE), _body(run_id, since=holder.get("since"), now=now, term=term))
     return read(store, prefix_of_date) or {}
 
 
@@ -89,6 +91,12 @@ def release(store: Store, prefix_of_date: str, run_id: str) -> None:
     holder = read(store, prefix_of_date)
     if holder and holder.get("run_id") == run_id:
         store.delete(join(prefix_of_date, LEASE))
+
+
+def lapsed(holder: dict[str, Any], now: datetime | None = None) -> bool:
+    """Whether a lease record's term has passed (its holder stopped renewing it)."""
+    until = _parse(holder.get("until"))
+    return until is None or until <= (now or _now())
 
 
 def _parse(value: Any) -> datetime | None:

@@ -76,7 +76,8 @@ def ingest_step(env: RunEnv, champion: dict) -> dict:
     from pipeline import lease
 
     spec, store = env.spec, env.store
-    lease.acquire(store, env.date_prefix("monitor"), env.run_id, what=f"monitor of {spec.name} for {env.day}")
+    lease.acquire(store, env.date_prefix("monitor"), env.run_id, what=f"monitor of {spec.name} for {env.day}",
+                  term=timedelta(minutes=spec.runtime.run_lease_minutes))
     current = ingest(spec, env.as_of, store, join(env.monitor_prefix, "current"),
                      days=spec.windows.monitor_days, s3_client=env.source_s3_client, pg_uri=env.pg_uri)
     labelled = None

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from pipeline.errors import DriftlineError
 from pipeline.faults import kill_point
 from pipeline.redact import redact, redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
+from pipeline.tracking import as_tracking_error
 from pipeline.storage import ObjectNotFound, dumps, join
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,23 @@ def recorded(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
 
             run_id = env.trigger.get("run_id")
             what = f"retrain of {env.spec.name} for {env.day}"
+            term = timedelta(minutes=env.spec.runtime.run_lease_minutes)
             if name == STEPS[0]:
-                lease.acquire(env.store, env.date_prefix(), env.run_id, what=what)
+                lease.acquire(env.store, env.date_prefix(), env.run_id, what=what, term=term)
             else:
-                lease.renew(env.store, env.date_prefix(), env.run_id)
+                lease.renew(env.store, env.date_prefix(), env.run_id, term=term)
             try:
                 result = fn(env, *args)
             except Exception as err:
-                env.store.write_json(_step_uri(env, name), {
-                    "step": name, "run_id": run_id, "ok": False,
-                    "error": redact(f"{type(err).__name__}: {err}"), "at": _now()})
+                failure = as_tracking_error(err, env.settings.mlflow_tracking_uri)
+                try:
+                    env.store.write_json(_step_uri(env, name), {
+                        "step": name, "run_id": run_id, "ok": False,
+                        "error": redact(f"{type(failure).__name__}: {failure}"), "at": _now()})
+                except Exception as record_err:  # the store may be what failed: keep the first error
+                    log.error("could not record the failure of step %s: %s", name, redact(str(record_err)))
+                if failure is not err:
+                    raise failure from None
                 raise
             env.store.write_json(_step_uri(env, name), {
                 "step": name, "run_id": run_id, "ok": True, "result": redact_obj(result), "at": _now()})
@@ -460,16 +468,18 @@ def report_step(env: RunEnv) -> dict:
     record["decision_uri"] = uri
     publish_latest(env.store, env.date_prefix(), run_id=env.run_id, decision_uri=uri, status=record["status"])
     lease.release(env.store, env.date_prefix(), env.run_id)
-    if record["candidate_run_id"]:
-        client = env.mlflow_client()
-        log_text_artifacts(client, record["candidate_run_id"], {"decision.json": dumps(record)})
-        client.set_tag(record["candidate_run_id"], "driftline.decision", record["status"])
-        client.set_tag(record["candidate_run_id"], "driftline.decision_uri", uri)
-        if record["candidate_version"]:
-            client.set_model_version_tag(env.spec.registry_name, record["candidate_version"],
-                                         "driftline.decision_uri", uri)
-            client.set_model_version_tag(env.spec.registry_name, record["candidate_version"],
-                                         "driftline.decision", record["status"])
+    try:
+        _link_record(env, record, uri)
+    except Exception as err:
+        raise as_tracking_error(err, env.settings.mlflow_tracking_uri) from None
+    try:
+        repaired = repair_abandoned(env)
+    except Exception as err:  # this run's record is complete; a repair can wait for the next run
+        log.warning("could not repair abandoned runs: %s", redact(str(err)))
+        repaired = []
+    if repaired:
+        log.warning("repaired the decision records of %d version(s) whose run died after registering them: %s",
+                    len(repaired), ", ".join(f"v{v}" for v in repaired))
     log.info("decision for %s on %s: %s -- %s (record: %s)", env.spec.name, env.day, record["status"],
              record["summary"], uri)
     for reason in record["reasons"]:
@@ -478,6 +488,74 @@ def report_step(env: RunEnv) -> dict:
         raise RunFailed(redact(f"{record['summary']} (decision record: {uri})"))
     return {"status": record["status"], "summary": record["summary"], "decision_uri": uri,
             "mlflow_run_url": record["links"]["mlflow_run"], "model_version_url": record["links"]["model_version"]}
+
+
+def _link_record(env: RunEnv, record: dict, uri: str) -> None:
+    """Attach the record to the candidate's MLflow run and link it from the registered version."""
+    if not record["candidate_run_id"]:
+        return
+    client = env.mlflow_client()
+    log_text_artifacts(client, record["candidate_run_id"], {"decision.json": dumps(record)})
+    client.set_tag(record["candidate_run_id"], "driftline.decision", record["status"])
+    client.set_tag(record["candidate_run_id"], "driftline.decision_uri", uri)
+    if record["candidate_version"]:
+        client.set_model_version_tag(env.spec.registry_name, record["candidate_version"], "driftline.decision_uri", uri)
+        client.set_model_version_tag(env.spec.registry_name, record["candidate_version"], "driftline.decision",
+                                     record["status"])
+
+
+def repair_abandoned(env: RunEnv) -> list[str]:
+    """Give every registered version a reachable decision record.
+
+    A run killed after registering its candidate but before its report leaves a version without
+    ``driftline.decision_uri``. This writes, in that run's own prefix (the version's
+    ``driftline.artifacts`` tag), a record with status ``abandoned`` built from the steps that run
+    did record, points the version at it, and says which run repaired it. Returns the versions
+    repaired.
+    """
+    from pipeline.artifacts import day_key
+
+    client = env.mlflow_client()
+    name = env.spec.registry_name
+    repaired = []
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except Exception as err:  # the report is written; a repair can wait for the next run
+        log.warning("could not list %s's versions to repair abandoned runs: %s", name, redact(str(err)))
+        return []
+    from pipeline import lease
+
+    for mv in versions:
+        tags = mv.tags or {}
+        prefix = tags.get("driftline.artifacts")
+        if tags.get("driftline.decision_uri") or not prefix:
+            continue
+        run_of_version = prefix.rstrip("/").rsplit("/", 1)[-1]
+        holder = lease.read(env.store, prefix.rstrip("/").rsplit("/", 1)[0]) or {}
+        if holder.get("run_id") == run_of_version and not lease.lapsed(holder):
+            continue  # that run is alive: it will write its own record
+        steps = {}
+        for step in STEPS:
+            try:
+                steps[step] = env.store.read_json(join(prefix, "steps", f"{step}.json"))
+            except ObjectNotFound:
+                steps[step] = None
+        record = {
+            "model": env.spec.name, "date": day_key(tags.get("driftline.data_interval_end") or env.day),
+            "run_id": prefix.rstrip("/").rsplit("/", 1)[-1], "status": "abandoned", "promote": False,
+            "summary": (f"abandoned: the run registered v{mv.version} and died before writing its decision record; "
+                        f"repaired by run {env.run_id} on {env.day}"),
+            "reasons": [f"steps recorded: {', '.join(n for n in STEPS if steps[n]) or 'none'}",
+                        "whether it moved the champion is in the registry's alias history "
+                        "(python -m pipeline status)"],
+            "candidate_version": str(mv.version), "steps": redact_obj(steps),
+            "trigger": {"airflow.run_id": tags.get("airflow.run_id"), "kind": tags.get("driftline.trigger")},
+        }
+        uri = env.store.write_json(join(prefix, "decision.json"), record)
+        client.set_model_version_tag(name, mv.version, "driftline.decision_uri", uri)
+        client.set_model_version_tag(name, mv.version, "driftline.decision", "abandoned")
+        repaired.append(str(mv.version))
+    return repaired
 
 
 def run_all(env: RunEnv) -> dict:

@@ -120,6 +120,9 @@ class RunEnv:
         """
         import mlflow
 
+        from pipeline.tracking import fail_fast
+
+        fail_fast()
         mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
         mlflow.set_registry_uri(self.settings.mlflow_tracking_uri)
 

@@ -134,8 +134,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _airflow(stack, *args: str) -> str:
-    out = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=stack["env"],
-                         capture_output=True, text=True, timeout=300)
+    """Run the airflow CLI against the stack. The SQLite metadata DB admits one writer: while the
+    scheduler writes, a CLI insert can meet "database is locked" -- that attempt is retried."""
+    for attempt in range(4):
+        out = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=stack["env"],
+                             capture_output=True, text=True, timeout=300)
+        if out.returncode == 0 or "database is locked" not in out.stderr or attempt == 3:
+            break
+        time.sleep(5)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
