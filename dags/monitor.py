@@ -23,15 +23,10 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
+from driftline_airflow.runtime import run_step
 
 IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
               "max_retry_delay": timedelta(minutes=10)}
-
-
-def _step(model: str, name: str, *args):
-    from driftline_airflow.runtime import run_step
-
-    return run_step("monitor", model, name, *args)
 
 
 def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
@@ -44,7 +39,7 @@ def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
         tags=["driftline", "monitor", *tags],
         doc_md=__doc__,
         render_template_as_native_obj=True,
-        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=20), "retries": 0},
+        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=20)},
         params={
             "as_of_date": Param(None, type=["null", "string"], format="date", description="Judge the window before this day (UTC)."),
         },
@@ -52,19 +47,27 @@ def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
     def monitor_dag():
         @task(**IO_RETRIES)
         def champion() -> dict:
-            return _step(model, "champion_step")
+            from pipeline.monitor import champion_step
+
+            return run_step(model, champion_step)
 
         @task(**IO_RETRIES)
         def ingest_window(champ: dict) -> dict:
-            return _step(model, "ingest_step", champ)
+            from pipeline.monitor import ingest_step
 
-        @task()
+            return run_step(model, ingest_step, champ)
+
+        @task(**IO_RETRIES)
         def validate_window(window: dict) -> dict:
-            return _step(model, "validate_step", window)
+            from pipeline.monitor import validate_step
 
-        @mlflow_task()
+            return run_step(model, validate_step, window)
+
+        @mlflow_task(**IO_RETRIES)
         def measure(champ: dict, validated: dict) -> dict:
-            return _step(model, "measure_step", champ, validated)
+            from pipeline.monitor import measure_step
+
+            return run_step(model, measure_step, champ, validated)
 
         @task.short_circuit()
         def should_retrain(decision: dict) -> bool:

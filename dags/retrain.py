@@ -26,16 +26,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
+from driftline_airflow.runtime import run_step
 
+# Every task retries I/O (storage, source, tracking store, a lease another run holds); bad data,
+# a failed gate or a conflict fails the task at once (AirflowFailException), whatever the retries.
 IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
               "max_retry_delay": timedelta(minutes=10)}
-NO_RETRIES = {"retries": 0}
-
-
-def _step(model: str, name: str, *args):
-    from driftline_airflow.runtime import run_step
-
-    return run_step("retrain", model, name, *args)
 
 
 def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
@@ -48,7 +44,7 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
         tags=["driftline", "retrain", *tags],
         doc_md=__doc__,
         render_template_as_native_obj=True,
-        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=30), **NO_RETRIES},
+        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=30)},
         params={
             "dry_run": Param(False, type="boolean", description="Evaluate and register, never move the champion."),
             "force_promote": Param(False, type="boolean", description="Skip gates 2-6 (not validation, not the floor)."),
@@ -62,31 +58,45 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
     def retrain_dag():
         @task(**IO_RETRIES)
         def ingest() -> dict:
-            return _step(model, "ingest_step")
+            from pipeline.retrain import ingest_step
 
-        @task(execution_timeout=timedelta(minutes=20))
+            return run_step(model, ingest_step)
+
+        @task(execution_timeout=timedelta(minutes=20), **IO_RETRIES)
         def validate(snapshot: dict) -> dict:
-            return _step(model, "validate_step", snapshot)
+            from pipeline.retrain import validate_step
+
+            return run_step(model, validate_step, snapshot)
 
         @task(**IO_RETRIES)
         def split_profile(validation: dict) -> dict:
-            return _step(model, "split_step", validation)
+            from pipeline.retrain import split_step
 
-        @mlflow_task(execution_timeout=timedelta(hours=2), retries=1, retry_delay=timedelta(minutes=1))
+            return run_step(model, split_step, validation)
+
+        @mlflow_task(execution_timeout=timedelta(hours=2), **IO_RETRIES)
         def train(split: dict) -> dict:
-            return _step(model, "train_step", split)
+            from pipeline.retrain import train_step
 
-        @mlflow_task()
+            return run_step(model, train_step, split)
+
+        @mlflow_task(**IO_RETRIES)
         def evaluate(split: dict, trained: dict) -> dict:
-            return _step(model, "evaluate_step", split, trained)
+            from pipeline.retrain import evaluate_step
+
+            return run_step(model, evaluate_step, split, trained)
 
         @mlflow_task(outlets=[Asset(f"driftline_{model}_champion")], **IO_RETRIES)
         def promote(evaluation: dict) -> dict:
-            return _step(model, "promote_step", evaluation)
+            from pipeline.retrain import promote_step
+
+            return run_step(model, promote_step, evaluation)
 
         @mlflow_task(trigger_rule="all_done", **IO_RETRIES)
         def report() -> dict:
-            return _step(model, "report_step")
+            from pipeline.retrain import report_step
+
+            return run_step(model, report_step)
 
         split = split_profile(validate(ingest()))
         promoted = promote(evaluate(split, train(split)))

@@ -116,6 +116,11 @@ class Record:
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    @classmethod
+    def coerce(cls, value: Any):  # type: ignore[no-untyped-def]
+        """``value`` as this record: itself, or rebuilt from the dict it crossed XCom as."""
+        return value if isinstance(value, cls) else cls.from_dict(value)
+
 
 @dataclass(frozen=True)
 class Snapshot(Record):

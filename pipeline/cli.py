@@ -244,7 +244,7 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     env = _env(args, settings)
     champion = monitor.champion_step(env)
     validated = monitor.validate_step(env, monitor.ingest_step(env, champion))
-    _print_json(monitor.measure_step(env, champion, validated))
+    _print_json(monitor.measure_step(env, champion, validated).to_dict())
     return EXIT_OK
 
 

@@ -96,6 +96,7 @@ class Split(Record):
         recent_uri: unlabelled rows ``[labelled_end, data_interval_end)`` ("" when none).
         reference_uri: rows the monitor's score references are computed on.
         plan: :class:`WindowPlan` as a dict.
+        snapshot_hash: the ingested snapshot's content hash (lineage).
     """
 
     train_uri: str
@@ -111,6 +112,7 @@ class Split(Record):
     recent_uri: str = ""
     reference_uri: str = ""
     plan: dict[str, Any] = field(default_factory=dict)
+    snapshot_hash: str = ""
 
     def window_uri(self, name: str) -> str:
         """The parquet URI of window ``name`` (``train``, ``valid`` or ``test``)."""

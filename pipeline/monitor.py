@@ -25,11 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import day_key
+from pipeline.artifacts import Record, day_key
 from pipeline.errors import DriftlineError
 from pipeline.redact import redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
@@ -41,6 +42,51 @@ log = logging.getLogger(__name__)
 LEGACY_ARTIFACTS = ("feature_importance.json", "reference_scores.json")
 
 
+@dataclass(frozen=True)
+class ChampionRef(Record):
+    """The champion being monitored: its version, run, model, role, data ends and digest."""
+
+    version: str
+    run_id: str
+    model_uri: str
+    data_interval_end: str | None
+    labelled_end: str | None
+    role: str = "candidate"
+    change_point: str | None = None
+    post_change_rows: int = 0
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitorWindows(Record):
+    """The snapshots of one monitor run: today's window and the newly labelled one (if any)."""
+
+    current: dict[str, Any]
+    labelled: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ValidatedWindows(Record):
+    """The validation reports of both windows (``labelled`` is None when it was not usable)."""
+
+    current: dict[str, Any]
+    labelled: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MonitorOutcome(Record):
+    """What the monitor decided; ``trigger_conf`` is the conf of the retrain it requests."""
+
+    retrain: bool
+    status: str
+    signal: bool
+    reasons: list[str]
+    decision_uri: str
+    report_uri: str
+    mlflow_run_url: str
+    trigger_conf: dict[str, Any] | None = None
+
+
 class NoChampion(DriftlineError):
     """There is no champion to monitor yet."""
 
@@ -49,7 +95,7 @@ class MonitorError(DriftlineError):
     """The champion's run lacks what the monitor needs (profile, importance, test metric)."""
 
 
-def champion_step(env: RunEnv) -> dict:
+def champion_step(env: RunEnv) -> ChampionRef:
     """The current champion: version, run, model URI, role, the data it could read and the
     change its windows were anchored at."""
     from pipeline import registry
@@ -60,19 +106,19 @@ def champion_step(env: RunEnv) -> dict:
                          f"Run retrain__{env.spec.name} first; it creates the first champion.")
     tags = champion.tags
     data_end = champion.data_interval_end
-    labelled_end = tags.get("driftline.labelled_end") or data_end
-    return {"version": champion.version, "run_id": champion.run_id, "model_uri": champion.uri,
-            "data_interval_end": data_end, "labelled_end": labelled_end,
-            "role": tags.get("driftline.role", "candidate"),
-            "change_point": tags.get("driftline.change_point") or None,
-            "post_change_rows": int(tags.get("driftline.post_change_rows") or 0),
-            "sha256": tags.get("driftline.model_sha256") or None}
+    return ChampionRef(version=champion.version, run_id=champion.run_id, model_uri=champion.uri,
+                       data_interval_end=data_end, labelled_end=tags.get("driftline.labelled_end") or data_end,
+                       role=tags.get("driftline.role", "candidate"),
+                       change_point=tags.get("driftline.change_point") or None,
+                       post_change_rows=int(tags.get("driftline.post_change_rows") or 0),
+                       sha256=tags.get("driftline.model_sha256") or None)
 
 
-def ingest_step(env: RunEnv, champion: dict) -> dict:
+def ingest_step(env: RunEnv, champion: ChampionRef | dict) -> MonitorWindows:
     """Snapshot the monitor window and, when it has data, the labelled window."""
     from pipeline.ingest import EmptyWindow, ingest
 
+    champion = ChampionRef.coerce(champion).to_dict()
     from pipeline import lease
 
     spec, store = env.spec, env.store
@@ -94,7 +140,7 @@ def ingest_step(env: RunEnv, champion: dict) -> dict:
                               pg_uri=env.pg_uri).to_dict()
         except EmptyWindow as err:
             log.info("no labelled window yet: %s", err)
-    return {"current": current.to_dict(), "labelled": labelled}
+    return MonitorWindows(current=current.to_dict(), labelled=labelled)
 
 
 def _iso(value: str) -> str:
@@ -125,7 +171,7 @@ def _bad_data_record(env: RunEnv, error: DriftlineError, rows: int) -> dict:
     }
 
 
-def validate_step(env: RunEnv, window: dict) -> dict:
+def validate_step(env: RunEnv, window: MonitorWindows | dict) -> ValidatedWindows:
     """Validate both windows with the model's suite.
 
     Raises:
@@ -133,6 +179,7 @@ def validate_step(env: RunEnv, window: dict) -> dict:
     """
     from pipeline.validate import ValidationFailed, validate
 
+    window = MonitorWindows.coerce(window).to_dict()
     spec, store = env.spec, env.store
     try:
         current = validate(spec, window["current"]["uri"], store, join(env.monitor_prefix, "current"),
@@ -147,7 +194,7 @@ def validate_step(env: RunEnv, window: dict) -> dict:
                                 labelled_before=env.labelled_end).to_dict()
         except ValidationFailed as err:
             log.warning("labelled window failed validation; realised performance not measured: %s", err)
-    return {"current": current, "labelled": labelled}
+    return ValidatedWindows(current=current, labelled=labelled)
 
 
 def champion_references(client: Any, spec: Any, champion: dict) -> dict[str, Any]:
@@ -233,7 +280,7 @@ def retrain_outcomes(env: RunEnv, request_days: list[str]) -> dict[str, str]:
     return out
 
 
-def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
+def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: ValidatedWindows | dict) -> MonitorOutcome:
     """Measure drift, observe performance, apply the retraining rule, write the record and
     report, log to MLflow."""
     from pipeline.drift import measure_drift
@@ -241,6 +288,8 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     from pipeline.features import score
     from pipeline.retraining import ChampionState, decide_retrain, load_history
 
+    champion = ChampionRef.coerce(champion).to_dict()
+    validated = ValidatedWindows.coerce(validated).to_dict()
     spec, store, client = env.spec, env.store, env.mlflow_client()
     refs = champion_references(client, spec, champion)
     model = env.load_model(champion["model_uri"], sha256=champion.get("sha256"))
@@ -292,16 +341,9 @@ def measure_step(env: RunEnv, champion: dict, validated: dict) -> dict:
     log.info("monitor %s on %s: %s", spec.name, env.day, decision.status)
     for reason in decision.reasons:
         log.info("  - %s", reason)
-    return {
-        "retrain": decision.retrain,
-        "status": decision.status,
-        "signal": decision.signal,
-        "reasons": decision.reasons,
-        "decision_uri": decision_uri,
-        "report_uri": report_uri,
-        "mlflow_run_url": run_info["url"],
-        "trigger_conf": trigger_conf,
-    }
+    return MonitorOutcome(retrain=decision.retrain, status=decision.status, signal=decision.signal,
+                          reasons=decision.reasons, decision_uri=decision_uri, report_uri=report_uri,
+                          mlflow_run_url=run_info["url"], trigger_conf=trigger_conf)
 
 
 def _log_monitor_run(env: RunEnv, client: Any, report: Any, decision: Any, record: dict, html: str) -> dict:

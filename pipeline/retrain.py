@@ -1,8 +1,12 @@
 """The retrain run as plain functions, one per DAG task, over URIs and small records.
 
 Contract:
-* Each ``*_step(env, ...)`` takes a :class:`pipeline.runenv.RunEnv` and the small JSON results
-  of the steps before it, calls one stage's entrypoint, and returns its small JSON result.
+* Each ``*_step(env, ...)`` takes a :class:`pipeline.runenv.RunEnv` and the typed records the
+  steps before it returned (or the dicts they crossed XCom as: ``Record.coerce``), calls one
+  stage's entrypoint, and returns a typed record (:class:`~pipeline.artifacts.Snapshot`,
+  :class:`~pipeline.validate.ValidationReport`, :class:`~pipeline.features.Split`,
+  :class:`~pipeline.train.TrainResult`, :class:`EvaluationOutcome`, :class:`PromotionOutcome`,
+  :class:`RunReport`). Everything a later step needs travels in these records.
 * Every run writes under its own immutable prefix ``runs/<date>/<run id>/``
   (:mod:`pipeline.artifacts`): a re-run of a date adds a run and never touches an earlier one.
   Runs of one model and date go one at a time: the first step takes the date's lease
@@ -30,9 +34,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from pipeline.artifacts import Record, Snapshot
 from pipeline.errors import DriftlineError
 from pipeline.faults import kill_point
 from pipeline.redact import redact, redact_obj
@@ -49,16 +55,72 @@ class RunFailed(DriftlineError):
     """A step of the run failed; the decision record says which, why, and where the evidence is."""
 
 
+@dataclass(frozen=True)
+class EvaluationOutcome(Record):
+    """What the evaluate step found and decided.
+
+    Attributes:
+        evaluation_uri: ``evaluation.json``.
+        decision: the :class:`pipeline.promotion.Decision` as a dict.
+        chosen: the challenger the rule chose, or ``None``.
+        champion_before: the champion evaluated against.
+        candidate_run_id: the training run.
+        candidate_model_uri, registered_role, model_sha256: the model to register (the chosen
+            challenger, else the candidate) and its digest.
+        test_metric: its primary metric on the test window.
+        mlflow_run_url: the training run in the MLflow UI.
+        snapshot_hash: lineage of the data.
+        plan: how the windows were chosen.
+    """
+
+    evaluation_uri: str
+    decision: dict[str, Any]
+    chosen: str | None
+    champion_before: str | None
+    candidate_run_id: str
+    candidate_model_uri: str
+    registered_role: str
+    model_sha256: str
+    test_metric: float | None
+    mlflow_run_url: str = ""
+    snapshot_hash: str = ""
+    plan: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromotionOutcome(Record):
+    """What the promote step did: the version registered and whether the champion moved."""
+
+    promoted: bool
+    champion_before: str | None
+    champion_after: str | None
+    message: str
+    candidate_version: str
+    model_version_url: str = ""
+    mlflow_run_url: str = ""
+
+
+@dataclass(frozen=True)
+class RunReport(Record):
+    """The run's outcome as the report step published it."""
+
+    status: str
+    summary: str
+    decision_uri: str
+    mlflow_run_url: str | None = None
+    model_version_url: str | None = None
+
+
 def _step_uri(env: RunEnv, name: str) -> str:
     return join(env.run_prefix, "steps", f"{name}.json")
 
 
-def recorded(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+def recorded(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Record a step's result, or its error, for the report (then re-raise the error)."""
 
-    def wrap(fn: Callable[..., dict]) -> Callable[..., dict]:
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
-        def run(env: RunEnv, *args: Any) -> dict:
+        def run(env: RunEnv, *args: Any) -> Any:
             from pipeline import lease
 
             run_id = env.trigger.get("run_id")
@@ -81,8 +143,9 @@ def recorded(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
                 if failure is not err:
                     raise failure from None
                 raise
+            as_dict = result.to_dict() if isinstance(result, Record) else result
             env.store.write_json(_step_uri(env, name), {
-                "step": name, "run_id": run_id, "ok": True, "result": redact_obj(result), "at": _now()})
+                "step": name, "run_id": run_id, "ok": True, "result": redact_obj(as_dict), "at": _now()})
             return result
 
         return run
@@ -95,24 +158,24 @@ def _now() -> str:
 
 
 @recorded("ingest")
-def ingest_step(env: RunEnv) -> dict:
+def ingest_step(env: RunEnv) -> Snapshot:
     """Snapshot ``[as_of - label_delay - total_days, as_of)`` into this run's own prefix."""
     from pipeline.ingest import ingest
 
-    snapshot = ingest(env.spec, env.as_of, env.store, env.run_prefix,
-                      days=env.spec.windows.total_days + env.spec.label_delay_days,
-                      s3_client=env.source_s3_client, pg_uri=env.pg_uri)
-    return snapshot.to_dict()
+    return ingest(env.spec, env.as_of, env.store, env.run_prefix,
+                  days=env.spec.windows.total_days + env.spec.label_delay_days,
+                  s3_client=env.source_s3_client, pg_uri=env.pg_uri)
 
 
 @recorded("validate")
-def validate_step(env: RunEnv, snapshot: dict) -> dict:
+def validate_step(env: RunEnv, snapshot: Snapshot | dict) -> Any:
     """Validate the snapshot with the model's suite; quarantine bad rows (raises ValidationFailed).
     The target is judged only on rows whose label has arrived."""
     from pipeline.validate import validate
 
-    return validate(env.spec, snapshot["uri"], env.store, env.run_prefix,
-                    labelled_before=env.labelled_end).to_dict()
+    snapshot = Snapshot.coerce(snapshot)
+    report = validate(env.spec, snapshot.uri, env.store, env.run_prefix, labelled_before=env.labelled_end)
+    return replace(report, snapshot_hash=snapshot.content_hash)
 
 
 def change_anchor(env: RunEnv) -> tuple[str | None, str | None, str]:
@@ -131,20 +194,20 @@ def change_anchor(env: RunEnv) -> tuple[str | None, str | None, str]:
 
 
 @recorded("split")
-def split_step(env: RunEnv, validation: dict) -> dict:
+def split_step(env: RunEnv, validation: Any) -> Any:
     """Out-of-time split of the labelled clean rows (anchored at a recorded change, if any) and
     the reference profile."""
     from pipeline.features import split_and_profile
+    from pipeline.validate import ValidationReport
 
+    validation = ValidationReport.coerce(validation)
     change_point, mode, where = change_anchor(env)
-    split = split_and_profile(env.spec, validation["clean_uri"], env.store, env.run_prefix, env.as_of,
-                              change_point=change_point, mode=mode).to_dict()
-    split["plan"]["anchor_source"] = where
-    return split
+    split = split_and_profile(env.spec, validation.clean_uri, env.store, env.run_prefix, env.as_of,
+                              change_point=change_point, mode=mode)
+    return replace(split, plan={**split.plan, "anchor_source": where}, snapshot_hash=validation.snapshot_hash)
 
 
-def _lineage(env: RunEnv) -> dict[str, str]:
-    snapshot = _read_step(env, "ingest") or {}
+def _lineage(env: RunEnv, snapshot_hash: str) -> dict[str, str]:
     tags = {
         **env.lineage,
         "driftline.model": env.spec.name,
@@ -156,26 +219,26 @@ def _lineage(env: RunEnv) -> dict[str, str]:
         tags["driftline.trigger_reason"] = redact(str(env.trigger["reason"]))[:4000]
     if env.trigger.get("report_uri"):
         tags["driftline.drift_report"] = str(env.trigger["report_uri"])
-    if snapshot.get("result", {}).get("content_hash"):
-        tags["driftline.snapshot_hash"] = snapshot["result"]["content_hash"]
+    if snapshot_hash:
+        tags["driftline.snapshot_hash"] = snapshot_hash
     return tags
 
 
 @recorded("train")
-def train_step(env: RunEnv, split: dict) -> dict:
+def train_step(env: RunEnv, split: Any) -> Any:
     """Train candidate and baseline in one MLflow run tagged with the run's lineage."""
     from pipeline.features import Split
     from pipeline.train import train
 
-    result = train(env.spec, Split.from_dict(split), env.store,
-                   tracking_uri=env.settings.mlflow_tracking_uri, lineage=_lineage(env)).to_dict()
-    result["mlflow_run_url"] = env.settings.mlflow_run_url(result["experiment_id"], result["run_id"])
+    split = Split.coerce(split)
+    result = train(env.spec, split, env.store, tracking_uri=env.settings.mlflow_tracking_uri,
+                   lineage=_lineage(env, split.snapshot_hash))
     kill_point("train")
-    return result
+    return replace(result, mlflow_run_url=env.settings.mlflow_run_url(result.experiment_id, result.run_id))
 
 
 @recorded("evaluate")
-def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
+def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
     """Score candidate, baseline and champion on the test window; apply the promotion rule.
 
     Also stores on the training run what the monitor later needs of whichever challenger gets
@@ -184,8 +247,13 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
     """
     from pipeline import registry
     from pipeline.evaluate import evaluate
+    from pipeline.features import Split
     from pipeline.promotion import decide
+    from pipeline.train import TrainResult
 
+    split, trained = Split.coerce(split).to_dict(), TrainResult.coerce(trained)
+    snapshot_hash = split.get("snapshot_hash", "")
+    trained = trained.to_dict()
     spec, client = env.spec, env.mlflow_client()
     champion = registry.get_champion(client, spec)
     test_df = env.store.read_parquet(split["test_uri"])
@@ -224,18 +292,15 @@ def evaluate_step(env: RunEnv, split: dict, trained: dict) -> dict:
     client.set_tag(run_id, "driftline.gates", "pass" if decision.promote else "fail")
     client.set_tag(run_id, "driftline.chosen", decision.chosen or "none")
     chosen = decision.chosen or "candidate"
-    return {
-        "evaluation_uri": evaluation.uri,
-        "decision": decision.to_dict(),
-        "chosen": decision.chosen,
-        "champion_before": champion.version if champion else None,
-        "candidate_run_id": run_id,
-        "candidate_model_uri": trained["model_uri"] if chosen == "candidate" else trained["baseline_uri"],
-        "registered_role": chosen,
-        "model_sha256": trained.get("model_sha256") if chosen == "candidate" else trained.get("baseline_sha256"),
-        "test_metric": evaluation.metrics[chosen][spec.primary_metric]["estimate"],
-        "mlflow_run_url": trained.get("mlflow_run_url"),
-    }
+    return EvaluationOutcome(
+        evaluation_uri=evaluation.uri or "", decision=decision.to_dict(), chosen=decision.chosen,
+        champion_before=champion.version if champion else None, candidate_run_id=run_id,
+        candidate_model_uri=trained["model_uri"] if chosen == "candidate" else trained["baseline_uri"],
+        registered_role=chosen,
+        model_sha256=(trained.get("model_sha256") if chosen == "candidate" else trained.get("baseline_sha256")) or "",
+        test_metric=evaluation.metrics[chosen][spec.primary_metric]["estimate"],
+        mlflow_run_url=trained.get("mlflow_run_url") or "", snapshot_hash=snapshot_hash, plan=split.get("plan") or {},
+    )
 
 
 def _load_champion(env: RunEnv, champion: Any) -> Any:
@@ -323,24 +388,24 @@ def champion_reference(client: Any, run_id: str, role: str) -> dict:
 
 
 @recorded("promote")
-def promote_step(env: RunEnv, evaluation: dict) -> dict:
-    """Register the candidate (always; ``challenger`` follows it) and move ``champion`` by
-    compare-and-set when the decision says so and this is not a dry run."""
+def promote_step(env: RunEnv, evaluation: EvaluationOutcome | dict) -> PromotionOutcome:
+    """Register the chosen challenger (always, the candidate when none was chosen) and move
+    ``champion`` by compare-and-set when the decision says so and this is not a dry run."""
     from pipeline import registry
 
+    evaluation = EvaluationOutcome.coerce(evaluation)
     spec, client = env.spec, env.mlflow_client()
-    decision = evaluation["decision"]
-    snapshot = (_read_step(env, "ingest") or {}).get("result", {})
-    plan = ((_read_step(env, "split") or {}).get("result") or {}).get("plan") or {}
+    decision = evaluation.decision
+    plan = evaluation.plan
     tags = {
         "driftline.data_interval_end": env.as_of.isoformat(),
         "driftline.labelled_end": env.labelled_end.isoformat(),
-        "driftline.role": evaluation.get("registered_role") or "candidate",
+        "driftline.role": evaluation.registered_role or "candidate",
         "driftline.window_plan": plan.get("kind", "standard"),
         "driftline.change_point": plan.get("change_point") or "",
         "driftline.post_change_rows": str(plan.get("post_change_rows") or 0),
-        "driftline.model_sha256": str(evaluation.get("model_sha256") or ""),
-        "driftline.snapshot_hash": snapshot.get("content_hash", ""),
+        "driftline.model_sha256": evaluation.model_sha256,
+        "driftline.snapshot_hash": evaluation.snapshot_hash,
         "driftline.trigger": str(env.trigger.get("kind")),
         "airflow.dag_id": str(env.trigger.get("dag_id") or ""),
         "airflow.run_id": str(env.trigger.get("run_id") or ""),
@@ -348,11 +413,11 @@ def promote_step(env: RunEnv, evaluation: dict) -> dict:
         "driftline.decision_summary": redact(decision["summary"])[:4000],
         "driftline.artifacts": env.run_prefix,
     }
-    version = registry.register_candidate(client, spec, model_uri=evaluation["candidate_model_uri"],
-                                          run_id=evaluation["candidate_run_id"], tags=tags)
+    version = registry.register_candidate(client, spec, model_uri=evaluation.candidate_model_uri,
+                                          run_id=evaluation.candidate_run_id, tags=tags)
     kill_point("register")
     actor = env.trigger.get("by") or f"airflow:{env.trigger.get('dag_id') or 'cli'}"
-    expected = evaluation["champion_before"]
+    expected = evaluation.champion_before
     if env.dry_run:
         outcome = {"promoted": False, "champion_before": expected, "champion_after": expected,
                    "message": "dry run: candidate registered and evaluated, champion not moved"}
@@ -364,12 +429,13 @@ def promote_step(env: RunEnv, evaluation: dict) -> dict:
         result = registry.promote(client, spec, version=version.version, expected_champion=expected,
                                   decision=decision, actor=str(actor), reason=reason, force=env.force_promote)
         outcome = result.to_dict()
-    return {
-        **{k: outcome.get(k) for k in ("promoted", "champion_before", "champion_after", "message")},
-        "candidate_version": version.version,
-        "model_version_url": env.settings.model_version_url(spec.registry_name, version.version),
-        "mlflow_run_url": evaluation.get("mlflow_run_url"),
-    }
+    return PromotionOutcome(
+        promoted=bool(outcome.get("promoted")), champion_before=outcome.get("champion_before"),
+        champion_after=outcome.get("champion_after"), message=str(outcome.get("message") or ""),
+        candidate_version=version.version,
+        model_version_url=env.settings.model_version_url(spec.registry_name, version.version),
+        mlflow_run_url=evaluation.mlflow_run_url,
+    )
 
 
 def _read_step(env: RunEnv, name: str) -> dict | None:
@@ -451,7 +517,7 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
     }
 
 
-def report_step(env: RunEnv) -> dict:
+def report_step(env: RunEnv) -> RunReport:
     """Write ``decision.json``, attach it to the candidate's MLflow run, link it from the
     registered version (tags ``driftline.decision_uri`` / ``driftline.decision``), log its summary.
 
@@ -486,8 +552,8 @@ def report_step(env: RunEnv) -> dict:
         log.info("  - %s", reason)
     if record["status"] == "failed":
         raise RunFailed(redact(f"{record['summary']} (decision record: {uri})"))
-    return {"status": record["status"], "summary": record["summary"], "decision_uri": uri,
-            "mlflow_run_url": record["links"]["mlflow_run"], "model_version_url": record["links"]["model_version"]}
+    return RunReport(status=record["status"], summary=record["summary"], decision_uri=uri,
+                     mlflow_run_url=record["links"]["mlflow_run"], model_version_url=record["links"]["model_version"])
 
 
 def _link_record(env: RunEnv, record: dict, uri: str) -> None:
@@ -534,6 +600,14 @@ def repair_abandoned(env: RunEnv) -> list[str]:
         holder = lease.read(env.store, prefix.rstrip("/").rsplit("/", 1)[0]) or {}
         if holder.get("run_id") == run_of_version and not lease.lapsed(holder):
             continue  # that run is alive: it will write its own record
+        existing = join(prefix, "decision.json")
+        if env.store.exists(existing):
+            # The run wrote its record (e.g. it failed after registering) but could not link it.
+            status = str(env.store.read_json(existing).get("status", "?"))
+            client.set_model_version_tag(name, mv.version, "driftline.decision_uri", existing)
+            client.set_model_version_tag(name, mv.version, "driftline.decision", status)
+            repaired.append(str(mv.version))
+            continue
         steps = {}
         for step in STEPS:
             try:
@@ -559,7 +633,8 @@ def repair_abandoned(env: RunEnv) -> list[str]:
 
 
 def run_all(env: RunEnv) -> dict:
-    """Run every step in order in this process (the CLI's ``run`` and tests); returns the report.
+    """Run every step in order in this process (the CLI's ``run`` and tests); returns the report
+    as a dict.
 
     A failing step stops the chain, and the report still records it (then raises RunFailed).
     """
@@ -571,5 +646,5 @@ def run_all(env: RunEnv) -> dict:
         evaluation = evaluate_step(env, split, trained)
         promote_step(env, evaluation)
     except Exception as err:  # recorded by the failing step; the report below explains and raises
-        log.error("%s: %s", type(err).__name__, err)
-    return report_step(env)
+        log.error("%s: %s", type(err).__name__, redact(str(err)))
+    return report_step(env).to_dict()

@@ -94,6 +94,7 @@ class TrainResult(Record):
         baseline_importance: the baseline's importance per raw column (``{}`` for a prior).
         test_weights_uri: per-row weights of the test window ("" when unweighted).
         model_sha256, baseline_sha256: digests of the stored models (loading verifies them).
+        mlflow_run_url: the run in the MLflow UI (set by the retrain step).
     """
 
     run_id: str
@@ -111,6 +112,7 @@ class TrainResult(Record):
     test_weights_uri: str = ""
     model_sha256: str = ""
     baseline_sha256: str = ""
+    mlflow_run_url: str = ""
 
 
 def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,

@@ -119,6 +119,7 @@ class ValidationReport(Record):
         data_docs_uri: the Data Docs ``index.html``.
         suite_name: the suite that was run.
         quarantine_reasons: reason -> quarantined rows (a row may count under several).
+        snapshot_hash: the validated snapshot's content hash (lineage), when the caller knows it.
     """
 
     success: bool
@@ -134,6 +135,7 @@ class ValidationReport(Record):
     data_docs_uri: str
     suite_name: str
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    snapshot_hash: str = ""
 
 
 def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, *,

@@ -8,7 +8,7 @@ artifact store, source clients from connections, and who/what triggered the run.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 TRIGGER_KINDS = {"scheduled": "schedule", "manual": "manual", "backfill": "backfill", "asset_triggered": "asset"}
 
@@ -125,34 +125,41 @@ def run_env(model: str, context: Any | None = None) -> Any:
     )
 
 
-def run_step(stage: str, model: str, step: str, *args: Any) -> Any:
-    """Run ``pipeline.<stage>.<step>(env, *args)`` for the current task.
+def run_step(model: str, step: Callable[..., Any], *args: Any) -> Any:
+    """Run ``step(env, *args)`` for the current task and return its result as XCom-ready JSON.
 
+    The task body imports the step function and passes it by reference, so a reader (and a
+    debugger) goes straight from the DAG to the code. A typed record is returned as its dict.
     A :class:`pipeline.errors.DriftlineError` (bad data, a failed gate check, a registry
     conflict) fails the task without retries -- retrying cannot fix it; "no champion yet" skips
     it. A retryable one (:class:`pipeline.errors.RetryableError`: storage, source or tracking
     I/O, a lease another run holds) and anything else (a timeout) propagate and get the task's
     retries, with the secrets of their message redacted.
     """
-    import importlib
-
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-    from pipeline.errors import DriftlineError, is_retryable
-    from pipeline.monitor import NoChampion
-    from pipeline.redact import install_log_redaction, redact
+    from pipeline.redact import install_log_redaction
 
     install_log_redaction()
-    module = importlib.import_module(f"pipeline.{stage}")
-    env = run_env(model)
+    return call_step(run_env(model), step, *args)
+
+
+def call_step(env: Any, step: Callable[..., Any], *args: Any) -> Any:
+    """``step(env, *args)`` with pipeline errors mapped to Airflow's outcomes (see :func:`run_step`)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from pipeline.artifacts import Record
+    from pipeline.errors import DriftlineError, is_retryable
+    from pipeline.monitor import NoChampion
+    from pipeline.redact import redact
+
     try:
-        return getattr(module, step)(env, *args)
+        result = step(env, *args)
     except NoChampion as err:
         raise AirflowSkipException(redact(str(err))) from err
     except DriftlineError as err:
         if is_retryable(err):
             raise RetryableTaskError(redact(f"{type(err).__name__}: {err}")) from None
         raise AirflowFailException(redact(f"{type(err).__name__}: {err}")) from None
+    return result.to_dict() if isinstance(result, Record) else result
 
 
 class RetryableTaskError(RuntimeError):

@@ -39,7 +39,7 @@ def test_two_promotions_racing_on_one_champion(settings, spec, mlflow_uri):
     for e in racers:
         split = retrain.split_step(e, retrain.validate_step(e, retrain.ingest_step(e)))
         evaluation = retrain.evaluate_step(e, split, retrain.train_step(e, split))
-        assert evaluation["decision"]["promote"] and evaluation["champion_before"] == "1"
+        assert evaluation.decision["promote"] and evaluation.champion_before == "1"
         evaluations.append(evaluation)
 
     barrier = threading.Barrier(2)
@@ -58,12 +58,12 @@ def test_two_promotions_racing_on_one_champion(settings, spec, mlflow_uri):
     for t in threads:
         t.join(timeout=120)
 
-    winners = [i for i, o in outcomes.items() if isinstance(o, dict) and o["promoted"]]
+    winners = [i for i, o in outcomes.items() if isinstance(o, retrain.PromotionOutcome) and o.promoted]
     losers = [i for i, o in outcomes.items() if isinstance(o, ChampionChanged)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
     winner = outcomes[winners[0]]
-    assert registry.get_champion(client, spec).version == winner["candidate_version"]
-    assert [h["to_version"] for h in registry.history(client, spec)] == ["1", winner["candidate_version"]]
+    assert registry.get_champion(client, spec).version == winner.candidate_version
+    assert [h["to_version"] for h in registry.history(client, spec)] == ["1", winner.candidate_version]
 
     loser_env = racers[losers[0]]
     with pytest.raises(retrain.RunFailed, match="promote"):
