@@ -24,6 +24,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
 from driftline_airflow.runtime import run_step
+from driftline_airflow.specs import broken_spec_dag, model_specs
 
 IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
               "max_retry_delay": timedelta(minutes=10)}
@@ -89,11 +90,8 @@ def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
     return monitor_dag()
 
 
-def _specs():
-    from pipeline.config import Settings, load_specs
-
-    return load_specs(Settings.from_env().config_dir)
-
-
-for _spec in _specs():
+_specs, _broken = model_specs()
+for _spec in _specs:
     globals()[f"monitor__{_spec.name}"] = build_monitor_dag(_spec.name, _spec.monitor_schedule, [_spec.name, _spec.task])
+for _bad in _broken:
+    globals()[f"monitor__{_bad.stem}"] = broken_spec_dag("monitor", _bad)

@@ -27,6 +27,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
 from driftline_airflow.runtime import run_step
+from driftline_airflow.specs import broken_spec_dag, model_specs
 
 # Every task retries I/O (storage, source, tracking store, a lease another run holds); bad data,
 # a failed gate or a conflict fails the task at once (AirflowFailException), whatever the retries.
@@ -48,7 +49,9 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
         params={
             "dry_run": Param(False, type="boolean", description="Evaluate and register, never move the champion."),
             "force_promote": Param(False, type="boolean", description="Skip gates 2-6 (not validation, not the floor)."),
-            "reason": Param("", type="string", description="Why: required with force_promote; recorded."),
+            "reason": Param(None, type=["null", "string"], maxLength=2000,
+                            description="Why (up to 2,000 characters; link a ticket): required with force_promote, "
+                                        "which the run enforces; recorded."),
             "as_of_date": Param(None, type=["null", "string"], format="date", description="Read data before this day (UTC)."),
             "train_days": Param(None, type=["null", "integer"], minimum=1, description="Override the spec's train window."),
             "valid_days": Param(None, type=["null", "integer"], minimum=1, description="Override the valid window."),
@@ -105,11 +108,8 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
     return retrain_dag()
 
 
-def _specs():
-    from pipeline.config import Settings, load_specs
-
-    return load_specs(Settings.from_env().config_dir)
-
-
-for _spec in _specs():
+_specs, _broken = model_specs()
+for _spec in _specs:
     globals()[f"retrain__{_spec.name}"] = build_retrain_dag(_spec.name, _spec.schedule, [_spec.name, _spec.task])
+for _bad in _broken:
+    globals()[f"retrain__{_bad.stem}"] = broken_spec_dag("retrain", _bad)

@@ -184,8 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from pipeline.config import MAX_REASON_CHARS
+
     if args.force_promote and not args.reason:
         parser.error("run: --force-promote needs --reason")
+    if args.reason and len(args.reason) > MAX_REASON_CHARS:
+        parser.error(f"run: --reason is {len(args.reason)} characters; keep it under {MAX_REASON_CHARS} (link a "
+                     "ticket or document for the rest)")
 
 
 def _env(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> Any:

@@ -32,6 +32,9 @@ from pipeline.errors import DriftlineError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
+#: The longest reason a person may give for a run (a trigger form, ``--reason``); it is recorded
+#: in tags and records, so a ticket link belongs there, not a document.
+MAX_REASON_CHARS = 2000
 _VAR_RE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 

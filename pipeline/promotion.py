@@ -36,7 +36,7 @@ from typing import Any
 
 from pipeline import metrics
 from pipeline.artifacts import Record
-from pipeline.config import CostPolicy, PromotionPolicy, tolerance_unit, tolerance_value
+from pipeline.config import MAX_REASON_CHARS, CostPolicy, PromotionPolicy, tolerance_unit, tolerance_value
 from pipeline.errors import DriftlineError
 
 GATE_NAMES: tuple[str, ...] = ("floor", "vs_champion", "gain", "slices", "budget", "freshness")
@@ -214,6 +214,8 @@ def decide(evidence: Evidence, policy: PromotionPolicy, costs: CostPolicy, *, pr
     """
     if force and not (reason and reason.strip()):
         raise DecisionError("force=True needs a reason (who decided and why); it is recorded in the decision")
+    if reason and len(reason) > MAX_REASON_CHARS:
+        raise DecisionError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON_CHARS} (link a ticket)")
     if "candidate" not in evidence.challengers:
         raise DecisionError("the evidence has no candidate")
     for role, ch in evidence.challengers.items():

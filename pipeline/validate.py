@@ -39,6 +39,7 @@ difference: of rows sharing an id, the first stays clean (GX counts every occurr
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -234,6 +235,7 @@ def load_suite(spec: ModelSpec, expectations_dir: Path | None = None) -> dict:
     if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
         raise InvalidSuite(f"{path}: a suite is a JSON object with an 'expectations' list")
     suite.setdefault("name", spec.suite_name)
+    suite["_source"] = str(path)
     return suite
 
 
@@ -434,27 +436,42 @@ def _naive_utc(value: Any) -> pd.Timestamp:
 
 
 def _checked_expectations(suite: dict) -> list[dict[str, Any]]:
-    """Expectations with normalised meta; raises :class:`InvalidSuite` naming the bad one."""
-    name = suite.get("name", "<suite>")
+    """Expectations with normalised meta; raises :class:`InvalidSuite` naming the suite (its file
+    when known), the expectation's index and what is wrong with it."""
+    name = suite.get("_source") or f"suite {suite.get('name', '<suite>')!r}"
+    known = _known_expectation_types()
     out = []
     for i, exp in enumerate(suite.get("expectations", [])):
         if not isinstance(exp, dict) or "type" not in exp:
-            raise InvalidSuite(f"suite {name!r}: expectation #{i} is not an object with a 'type'")
+            raise InvalidSuite(f"{name}: expectation #{i} is not an object with a 'type'")
+        if exp["type"] not in known:
+            close = difflib.get_close_matches(str(exp["type"]), sorted(known), n=3, cutoff=0.8)
+            raise InvalidSuite(f"{name}: expectation #{i} has unknown type {exp['type']!r}"
+                               + (f"; did you mean {', '.join(close)}?" if close else
+                                  " (not a Great Expectations 1.x expectation)"))
         meta = dict(exp.get("meta") or {})
         severity = meta.get("severity", "critical")
         row_level = meta.get("row_level", False)
         if severity not in SEVERITIES:
-            raise InvalidSuite(f"suite {name!r}: expectation #{i} ({exp['type']}) has severity {severity!r}; "
+            raise InvalidSuite(f"{name}: expectation #{i} ({exp['type']}) has severity {severity!r}; "
                                f"allowed: {', '.join(SEVERITIES)}")
         if not isinstance(row_level, bool):
-            raise InvalidSuite(f"suite {name!r}: expectation #{i} ({exp['type']}) has row_level {row_level!r}; "
+            raise InvalidSuite(f"{name}: expectation #{i} ({exp['type']}) has row_level {row_level!r}; "
                                "use true or false")
         if row_level and exp["type"] not in ROW_LEVEL_TYPES:
-            raise InvalidSuite(f"suite {name!r}: expectation #{i} ({exp['type']}) is marked row_level, but only "
+            raise InvalidSuite(f"{name}: expectation #{i} ({exp['type']}) is marked row_level, but only "
                                f"these identify rows: {', '.join(ROW_LEVEL_TYPES)}")
         out.append({"type": exp["type"], "kwargs": dict(exp.get("kwargs") or {}),
                     "meta": {**meta, "severity": severity, "row_level": row_level}})
     return out
+
+
+def _known_expectation_types() -> set[str]:
+    """Every expectation type Great Expectations registers."""
+    _import_gx()
+    from great_expectations.expectations.registry import list_registered_expectation_implementations
+
+    return set(list_registered_expectation_implementations())
 
 
 def _gx_view(df: pd.DataFrame) -> pd.DataFrame:

@@ -124,3 +124,30 @@ def test_dag_file_parses_fast_without_heavy_imports(dag_file):
         assert probes[-1]["heavy"] == [], f"{dag_file} imports heavy modules at parse time: {probes[-1]['heavy']}"
     best = min(p["dag"] for p in probes)
     assert best < 1.5, f"{dag_file} took {best:.2f}s (best of 3) beyond `import airflow.sdk`: {probes}"
+
+
+def test_a_bad_spec_breaks_only_its_own_models_dags(tmp_path, monkeypatch):
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    good = yaml.safe_load((REPO / "config" / "credit_default.yaml").read_text())
+    (tmp_path / "credit_default.yaml").write_text(yaml.safe_dump(good))
+    bad = {**good, "name": "broken_model", "promotion": {**good["promotion"], "champion_margin": "a lot"}}
+    (tmp_path / "broken_model.yaml").write_text(yaml.safe_dump(bad))
+    monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(tmp_path))
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    assert {"retrain__credit_default", "monitor__credit_default"} <= set(bag.dag_ids)
+    for kind in ("retrain", "monitor"):
+        broken = bag.dags[f"{kind}__broken_model"]
+        assert "broken-spec" in broken.tags and [t.task_id for t in broken.tasks] == ["spec_error"]
+        assert str(tmp_path / "broken_model.yaml") in broken.doc_md and "promotion.champion_margin" in broken.doc_md
+
+
+def test_the_trigger_form_submits_as_shipped(dagbag):
+    for spec in SPECS:
+        params = dagbag.dags[f"retrain__{spec.name}"].params
+        reason = params.get_param("reason")
+        assert reason.value is None and reason.schema["type"] == ["null", "string"]
+        assert reason.schema["maxLength"] == 2000

@@ -404,3 +404,15 @@ def test_the_shipped_demo_suite_raises_no_warning_on_clean_data_and_stops_imposs
     report, clean, quarantine = validate_frame(spec, bad, suite)
     assert len(quarantine) == 101 and clean["income"].max() < 1e8
     assert report["quarantine_reasons"]["expect_column_values_to_be_between(income)"] == 101
+
+
+def test_an_unknown_expectation_type_names_the_suite_file_and_the_index(spec, tmp_path):
+    suite = json.loads((REPO / "expectations" / "credit_default.json").read_text())
+    suite["expectations"][3]["type"] = "expect_column_values_to_not_be_nul"
+    (tmp_path / "credit_default.json").write_text(json.dumps(suite))
+    loaded = load_suite(spec, tmp_path)
+    with pytest.raises(InvalidSuite) as err:
+        validate_frame(spec, demo_days(DAY, 1, rows_per_day=50), loaded)
+    msg = str(err.value)
+    assert str(tmp_path / "credit_default.json") in msg and "expectation #3" in msg
+    assert "unknown type 'expect_column_values_to_not_be_nul'" in msg and "expect_column_values_to_not_be_null" in msg
