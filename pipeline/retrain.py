@@ -231,6 +231,7 @@ def train_step(env: RunEnv, split: Any) -> Any:
     from pipeline.train import train
 
     split = Split.coerce(split)
+    env.bind_mlflow()
     result = train(env.spec, split, env.store, tracking_uri=env.settings.mlflow_tracking_uri,
                    lineage=_lineage(env, split.snapshot_hash))
     kill_point("train")

@@ -474,6 +474,9 @@ def _tracking(uri: str) -> Iterator[None]:
     """
     import mlflow
 
+    from pipeline.tracking import fail_fast
+
+    fail_fast()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield

@@ -68,7 +68,8 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "MLFLOW_TRACKING"))}
     env.update(PYTHONPATH=str(REPO), DRIFTLINE_HOME=str(root / "home"), DRIFTLINE_CONFIG_DIR=str(root / "config"),
                MLFLOW_TRACKING_URI=f"sqlite:///{root / 'home' / 'mlflow.db'}", OMP_WAIT_POLICY="PASSIVE",
-               GX_ANALYTICS_ENABLED="false", **extra)
+               GX_ANALYTICS_ENABLED="false")
+    env.update(extra)
     return env
 
 
@@ -247,3 +248,56 @@ def test_an_s3_outage_mid_run_loses_nothing(world, s3_endpoint, s3_client, s3_bu
     assert latest_record(root, MODEL, FIRST, s3_client=s3_client) == first
     assert latest_record(root, MODEL, NEXT, s3_client=s3_client)["status"] == "promoted"
     assert json.loads(json.dumps(first))["status"] == "promoted"
+
+
+def test_re_running_a_date_keeps_every_earlier_record(world):
+    """The finding: re-running a date deleted the earlier run's snapshot, reports and record, even
+    when that run made the live champion. Now every run keeps its own prefix."""
+    from pipeline.artifacts import date_prefix, list_runs
+    from pipeline.storage import Store
+
+    client, spec, settings = _client_spec(world)
+    first = latest_record(settings.artifact_root, MODEL, FIRST)
+    again = _cli(world, "run", MODEL, "--date", FIRST, "--dry-run")
+    assert again.returncode == 0, again.stderr[-3000:]
+    runs = list_runs(Store.for_uri(settings.artifact_root), date_prefix(settings.artifact_root, MODEL, FIRST))
+    assert [r["status"] for r in runs] == ["promoted", "dry_run"]
+    assert latest_record(settings.artifact_root, MODEL, FIRST)["status"] == "dry_run"
+    v1 = client.get_model_version(spec.registry_name, "1")
+    assert v1.tags["driftline.decision_uri"] == first["decision_uri"]
+    assert json.loads(Path(first["decision_uri"]).read_text())["status"] == "promoted"
+    for name in ("snapshot.parquet", "validation.json", "quarantine.parquet", "evaluation.json"):
+        assert (Path(first["decision_uri"]).parent / name).exists(), name
+    shown = _cli(world, "show", MODEL, "--date", FIRST, "--list")
+    assert shown.returncode == 0 and "promoted" in shown.stdout and "dry_run" in shown.stdout and "<- latest" in shown.stdout
+
+
+def test_a_window_of_impossible_values_is_bad_data_never_no_drift(world):
+    """The finding: the monitor called a window full of inf "0 of 17 features drifted, no retrain"."""
+    import numpy as np
+
+    from pipeline.demo import DemoOptions, generate_day
+
+    _, _, settings = _client_spec(world)
+    day = date(2026, 1, 21)
+    frame = generate_day(day, DemoOptions(rows_per_day=300))
+    frame["income"] = np.inf
+    part = Path(settings.lake_root) / "credit_default" / f"ds={day}" / "part-0.parquet"
+    frame.to_parquet(part, index=False)
+    out = _cli(world, "monitor", MODEL, "--date", "2026-01-22")
+    assert out.returncode == 2 and "ValidationFailed" in out.stderr and "non-finite values in income" in out.stderr
+    record = latest_record(settings.artifact_root, MODEL, "2026-01-22", "monitor")
+    assert record["status"] == "bad_data" and record["retrain"] is False
+
+
+def test_an_unreachable_tracking_server_fails_fast_naming_it(world):
+    from tests.servers import free_port
+
+    uri = f"http://driftline:s3cret@127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    out = _cli(world, "run", MODEL, "--date", NEXT, MLFLOW_TRACKING_URI=uri)
+    elapsed = time.monotonic() - started
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "TrackingUnavailable" in out.stderr and "127.0.0.1" in out.stderr and "s3cret" not in out.stderr
+    assert "Traceback" not in out.stderr
+    assert elapsed < 120, f"{elapsed:.0f} s to give up on an unreachable tracking server"
