@@ -336,7 +336,10 @@ def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[s
     from pipeline.profile import score_profile
 
     spec = env.spec
-    valid = env.store.read_parquet(split["valid_uri"])
+    # Calibrate on rows the model did not fit: the validation window, or the test window when the
+    # model was refitted on train + valid (anchored windows).
+    refit = bool((trained.get("adaptation") or {}).get("refit"))
+    valid = env.store.read_parquet(split["test_uri"] if refit else split["valid_uri"])
     reference = env.store.read_parquet(split.get("reference_uri") or split["test_uri"])
     importance = {"candidate": trained["feature_importance"],
                   "baseline": trained.get("baseline_importance") or trained["feature_importance"]}

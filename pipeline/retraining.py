@@ -116,6 +116,7 @@ class MonitorRecord(Record):
         feature_drift: ``{"weighted", "threshold", "drifted", "prediction_psi", "window_day"}``.
         change: the change that was active that day, or ``None``.
         rows: rows in that day's window.
+        checks: that day's guard checks (the labelled rows a request was made with).
     """
 
     day: str
@@ -127,6 +128,7 @@ class MonitorRecord(Record):
     feature_drift: dict[str, Any] | None = None
     change: dict[str, Any] | None = None
     rows: int = 0
+    checks: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -373,12 +375,16 @@ def decide_retrain(spec: ModelSpec, *, day: str, champion: ChampionState, observ
                 trigger = (f"catch-up: {catch['value']} labelled rows since the change on {champion.change_point}, "
                            f"{catch['factor']:g}x the {champion.post_change_rows} the champion was trained on")
 
-    last_request = max((date.fromisoformat(r.day) for r in past if r.retrain), default=None)
+    last = max((r for r in past if r.retrain), key=lambda r: r.day, default=None)
+    last_request = date.fromisoformat(last.day) if last else None
     since = (today - last_request).days if last_request else None
+    retry = _retry_after_inconclusive(last, outcomes, checks)
     checks["cooldown"] = {"value": since, "threshold": policy.cooldown_days,
-                          "passed": since is None or since > policy.cooldown_days,
+                          "passed": since is None or since > policy.cooldown_days or retry is not None,
                           "last_request": last_request.isoformat() if last_request else None,
-                          "meaning": "days since the last retrain request"}
+                          "retry_after_inconclusive": retry,
+                          "meaning": "days since the last retrain request (a retrain that was not promoted is "
+                                     "retried without waiting once the labelled post-change rows have doubled)"}
     spent = [r.day for r in past if r.retrain and (today - date.fromisoformat(r.day)).days < policy.budget_period_days
              and _counts(outcomes.get(r.day), today - date.fromisoformat(r.day))]
     checks["budget"] = {"value": len(spent), "threshold": policy.max_retrains_per_period,
@@ -413,6 +419,25 @@ def decide_retrain(spec: ModelSpec, *, day: str, champion: ChampionState, observ
     return RetrainDecision(retrain=status == "retrain", kind=kind, mode=mode, status=status, signal=True,
                            trigger_reason=trigger, reasons=reasons, blocked_by=blocked, checks=checks,
                            waiting=waiting, anchor=anchor, **common)
+
+
+def _labelled_rows(checks: dict[str, Any]) -> int | None:
+    for name in ("waiting_for_labels", "catch_up"):
+        if isinstance(checks.get(name), dict) and checks[name].get("value") is not None:
+            return int(checks[name]["value"])
+    return None
+
+
+def _retry_after_inconclusive(last: MonitorRecord | None, outcomes: dict[str, str],
+                              checks: dict[str, Any]) -> dict[str, Any] | None:
+    """A retrain that ran but was not promoted (too few post-change rows for a conclusive test,
+    most often) is worth retrying as soon as the labelled rows after the change have doubled."""
+    if last is None or outcomes.get(last.day) != "not_promoted":
+        return None
+    before, now = _labelled_rows(last.checks), _labelled_rows(checks)
+    if not before or not now or now < 2 * before:
+        return None
+    return {"last_request": last.day, "rows_then": before, "rows_now": now}
 
 
 def _counts(outcome: str | None, age: timedelta) -> bool:

@@ -229,3 +229,17 @@ def test_load_history_and_recorded_change(tmp_path):
     assert recorded_change(store, root, DAY) == {"day": _day(6), "alarm_day": _day(3)}
     assert recorded_change(store, root, _day(4)) is None
     assert load_history(store, join(root, "missing"), before_day=DAY) == []
+
+
+def test_a_retrain_that_was_not_promoted_is_retried_once_the_rows_doubled():
+    """Right after a change a test window is small and the comparison often inconclusive; the
+    retry comes as soon as twice the labelled rows exist, not after the cooldown."""
+    history = _history(CHANGED)
+    requested = history[-1]
+    history[-1] = MonitorRecord(**{**requested.to_dict(), "retrain": True, "retrain_kind": "change",
+                                   "checks": {"waiting_for_labels": {"value": 2000}}})
+    inconclusive = _decide(history, _today(0.1), outcomes={requested.day: "not_promoted"})
+    assert inconclusive.status == "retrain", inconclusive.reasons
+    assert inconclusive.checks["cooldown"]["retry_after_inconclusive"]["rows_then"] == 2000
+    promoted = _decide(history, _today(0.1), outcomes={requested.day: "promoted"})
+    assert promoted.status == "held" and promoted.blocked_by == ["cooldown"]
