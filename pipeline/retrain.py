@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -130,6 +131,7 @@ def recorded(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 lease.acquire(env.store, env.date_prefix(), env.run_id, what=what, term=term)
             else:
                 lease.renew(env.store, env.date_prefix(), env.run_id, term=term)
+            clock, cpu = time.perf_counter(), time.process_time()
             try:
                 result = fn(env, *args)
             except Exception as err:
@@ -145,7 +147,9 @@ def recorded(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 raise
             as_dict = result.to_dict() if isinstance(result, Record) else result
             env.store.write_json(_step_uri(env, name), {
-                "step": name, "run_id": run_id, "ok": True, "result": redact_obj(as_dict), "at": _now()})
+                "step": name, "run_id": run_id, "ok": True, "result": redact_obj(as_dict), "at": _now(),
+                "seconds": round(time.perf_counter() - clock, 3), "cpu_seconds": round(time.process_time() - cpu, 3),
+                "peak_rss_mb": _peak_rss_mb()})
             return result
 
         return run
@@ -155,6 +159,15 @@ def recorded(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak resident memory so far (what the benchmarks read per step)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 @recorded("ingest")

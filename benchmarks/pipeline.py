@@ -1,0 +1,224 @@
+"""The whole retrain against the bare work it orchestrates, each in its own process, same rows.
+
+    python -m benchmarks.pipeline --rows 1000000 [--out benchmarks/results/pipeline_1M.json]
+
+* **Data**: the demo model's lake, local, with ``rows / (train+valid+test days)`` rows a day over
+  the run's whole read window (the labelled windows plus the ``label_delay_days`` before the
+  as-of), generated once per size into ``--workdir``.
+* **Pipeline**: ``python -m pipeline run credit_default --date <as-of>`` (ingest, validate,
+  split, train with MLflow logging, evaluate with the bootstrap, register, report) in a child
+  process on a fresh SQLite MLflow store and artifact root. Per stage: seconds, CPU seconds and
+  the process's peak RSS so far, from each step's record.
+* **Bare anchor**: what a user would hand-write, in a child process: a ``pyarrow.dataset`` read
+  of the same lake window; the numeric features as float32 and the categoricals as pandas
+  categories; ``xgboost.train`` with the spec's parameters (hist, early stopping on the valid
+  window); predict and ROC AUC on the test window.
+* Wall time, CPU seconds (user + system) and peak RSS of each child come from ``wait4``, so each
+  process is measured alone. The JSON records the machine's cores and load average before and
+  after; it compares model quality (AUC, best iteration) as well as cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+AS_OF = date(2026, 3, 1)
+MODEL = "credit_default"
+
+
+def _spec_days() -> tuple[int, int, dict[str, int]]:
+    from pipeline.config import REPO_ROOT, Settings, load_spec
+
+    spec = load_spec(REPO_ROOT / "config" / f"{MODEL}.yaml", Settings.from_env({}))
+    w = spec.windows
+    return w.total_days, spec.label_delay_days, {"train": w.train_days, "valid": w.valid_days, "test": w.test_days}
+
+
+def ensure_lake(workdir: Path, rows: int) -> dict[str, Any]:
+    """A demo lake with ``rows`` labelled rows in the run's windows (cached per size)."""
+    from pipeline.demo import DemoOptions, generate
+
+    total, delay, _ = _spec_days()
+    per_day = max(1, rows // total)
+    lake = workdir / f"lake_{rows}"
+    marker = lake / "complete.json"
+    start = AS_OF - timedelta(days=total + delay)
+    if not marker.exists():
+        shutil.rmtree(lake, ignore_errors=True)
+        generate(str(lake), start, total + delay, DemoOptions(rows_per_day=per_day), model=MODEL)
+        marker.write_text(json.dumps({"rows_per_day": per_day, "days": total + delay}))
+    return {"lake": str(lake), "rows_per_day": per_day, "labelled_rows": per_day * total,
+            "rows_read": per_day * (total + delay), "start": start.isoformat()}
+
+
+def _measure(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """Run ``cmd`` alone and return wall seconds, CPU seconds and peak RSS from ``wait4``."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:  # files: no pipe can fill up
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out_f, stderr=err_f)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out_f.seek(0)
+        err_f.seek(0)
+        out, err = out_f.read(), err_f.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{cmd[:4]} exited {code}: {err.decode(errors='replace')[-3000:]}")
+    return {"seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stdout": out.decode(errors="replace")}
+
+
+def _env(home: Path, lake: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "MLFLOW_TRACKING"))}
+    env.update(PYTHONPATH=str(REPO), DRIFTLINE_HOME=str(home), DRIFTLINE_LAKE_ROOT=lake,
+               DRIFTLINE_CONFIG_DIR=str(REPO / "config"), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
+               OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), GX_ANALYTICS_ENABLED="false",
+               MLFLOW_ENABLE_ASYNC_LOGGING="false")
+    return env
+
+
+def run_pipeline(workdir: Path, lake: dict[str, Any]) -> dict[str, Any]:
+    """The whole retrain in a child process, plus its per-stage split from the step records."""
+    from pipeline.artifacts import date_prefix, latest_decision_uri
+    from pipeline.storage import Store
+
+    home = workdir / "home_pipeline"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = _env(home, lake["lake"])
+    # Migrate the MLflow store first, as a nightly run finds it: the first touch costs seconds.
+    subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
+                   env=env, check=True, capture_output=True)
+    measured = _measure([sys.executable, "-m", "pipeline", "run", MODEL, "--date", AS_OF.isoformat(),
+                         "--force-promote", "--reason", "benchmark"], env, workdir)
+    store = Store.for_uri(str(home / "artifacts"))
+    uri = latest_decision_uri(store, date_prefix(str(home / "artifacts"), MODEL, AS_OF.isoformat()))
+    record = store.read_json(uri)
+    prefix = uri.rsplit("/", 1)[0]
+    stages = {}
+    for step in ("ingest", "validate", "split", "train", "evaluate", "promote"):
+        s = store.read_json(f"{prefix}/steps/{step}.json")
+        stages[step] = {k: s.get(k) for k in ("seconds", "cpu_seconds", "peak_rss_mb")}
+    evaluation = store.read_json(record["evidence"]["evaluation"])
+    train = store.read_json(f"{prefix}/steps/train.json")["result"]
+    measured.pop("stdout")
+    return {**measured, "stages": stages,
+            "stages_total_seconds": round(sum(v["seconds"] or 0 for v in stages.values()), 2),
+            "roc_auc": evaluation["metrics"]["candidate"]["roc_auc"]["estimate"],
+            "best_iteration": train.get("best_iteration"), "status": record["status"],
+            "train_timings": train.get("timings")}
+
+
+def run_bare(workdir: Path, lake: dict[str, Any]) -> dict[str, Any]:
+    measured = _measure([sys.executable, "-m", "benchmarks.pipeline", "--bare", "--lake", lake["lake"]],
+                        _env(workdir / "home_bare", lake["lake"]), REPO)
+    result = json.loads(measured.pop("stdout").strip().splitlines()[-1])
+    return {**measured, **result}
+
+
+def bare(lake: str) -> dict[str, Any]:
+    """The hand-written version of the run's work (see the module docstring)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import xgboost as xgb
+    from sklearn.metrics import roc_auc_score
+
+    from pipeline.config import REPO_ROOT, Settings, load_spec
+
+    spec = load_spec(REPO_ROOT / "config" / f"{MODEL}.yaml", Settings.from_env({}))
+    end = datetime.combine(AS_OF, datetime.min.time(), timezone.utc) - timedelta(days=spec.label_delay_days)
+    w = spec.windows
+    test0 = end - timedelta(days=w.test_days)
+    valid0 = test0 - timedelta(days=w.valid_days)
+    train0 = valid0 - timedelta(days=w.train_days)
+    timings = {}
+    clock = time.perf_counter()
+    columns = [spec.timestamp_column, spec.target_column, *spec.numeric_features, *spec.categorical_features]
+    table = ds.dataset(f"{lake}/{MODEL}", format="parquet", partitioning="hive").to_table(
+        columns=columns, filter=(ds.field(spec.timestamp_column) >= pa.scalar(train0))
+        & (ds.field(spec.timestamp_column) < pa.scalar(end)))
+    frame = table.to_pandas()
+    timings["read"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    for c in spec.numeric_features:
+        frame[c] = frame[c].astype("float32")
+    for c in spec.categorical_features:
+        frame[c] = frame[c].astype("category")
+    ts = frame[spec.timestamp_column]
+    parts = {"train": frame[ts < valid0], "valid": frame[(ts >= valid0) & (ts < test0)], "test": frame[ts >= test0]}
+    features = list(spec.numeric_features) + list(spec.categorical_features)
+    dm = {k: xgb.DMatrix(v[features], label=v[spec.target_column], enable_categorical=True) for k, v in parts.items()}
+    timings["prepare"] = time.perf_counter() - clock
+    p = spec.params
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
+              "max_depth": p.max_depth, "eta": p.learning_rate, "subsample": p.subsample,
+              "colsample_bytree": p.colsample_bytree, "min_child_weight": p.min_child_weight,
+              "lambda": p.reg_lambda, "nthread": p.n_jobs, "seed": p.seed}
+    clock = time.perf_counter()
+    booster = xgb.train(params, dm["train"], num_boost_round=p.n_estimators, evals=[(dm["valid"], "valid")],
+                        early_stopping_rounds=p.early_stopping_rounds, verbose_eval=False)
+    timings["train"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    scores = booster.predict(dm["test"], iteration_range=(0, booster.best_iteration + 1))
+    auc = roc_auc_score(parts["test"][spec.target_column].to_numpy(), scores)
+    timings["predict_and_score"] = time.perf_counter() - clock
+    return {"roc_auc": float(auc), "best_iteration": int(booster.best_iteration),
+            "rows": {k: int(len(v)) for k, v in parts.items()}, "timings": {k: round(v, 2) for k, v in timings.items()},
+            "dtypes": {c: str(frame[c].dtype) for c in features[:1] + features[-1:]}, "n": int(len(np.asarray(scores)))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="labelled rows in the run's windows")
+    parser.add_argument("--workdir", default="/tmp/driftline-bench-pipeline")
+    parser.add_argument("--out", help="write the JSON here too")
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lake", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.bare:
+        print(json.dumps(bare(args.lake)))
+        return 0
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    lake = ensure_lake(workdir, args.rows)
+    load_before = os.getloadavg()
+    bare_result = run_bare(workdir, lake)
+    pipeline_result = run_pipeline(workdir, lake)
+    result = {
+        "benchmark": "pipeline", "rows": args.rows, "data": lake,
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")},
+        "bare": bare_result, "pipeline": pipeline_result,
+        "ratio": {"wall": round(pipeline_result["seconds"] / bare_result["seconds"], 2),
+                  "cpu": round(pipeline_result["cpu_seconds"] / bare_result["cpu_seconds"], 2),
+                  "peak_rss": round(pipeline_result["peak_rss_mb"] / bare_result["peak_rss_mb"], 2)},
+        "quality": {"roc_auc_difference": round(pipeline_result["roc_auc"] - bare_result["roc_auc"], 4),
+                    "best_iteration": [pipeline_result["best_iteration"], bare_result["best_iteration"]]},
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
