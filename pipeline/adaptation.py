@@ -65,7 +65,8 @@ def density_ratio(spec: "ModelSpec", before: pd.DataFrame, after: pd.DataFrame,
     M = prep.fit_transform(both)
     # Shallow and regularised: the weights should follow broad shifts, not memorise rows.
     clf = xgb.XGBClassifier(n_estimators=80, max_depth=3, learning_rate=0.1, min_child_weight=20, subsample=0.8,
-                            n_jobs=spec.params.n_jobs, random_state=spec.params.seed, tree_method="hist")
+                            n_jobs=spec.params.n_jobs, random_state=spec.params.seed, tree_method="hist",
+                            enable_categorical=True)
     clf.fit(M, label, sample_weight=np.where(label == 1, len(before) / len(after), 1.0))
     auc = float(roc_auc_score(label, clf.predict_proba(M)[:, 1]))
     clip = spec.adaptation.max_importance_weight

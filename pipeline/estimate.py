@@ -136,9 +136,7 @@ def estimate_performance(metric: str, scores: np.ndarray, calibration: Calibrati
         value = _expected_auc(p, s)
     else:
         value = float(metrics.binary_soft(s, p[None, :], (1 - p)[None, :], threshold)[metric][0])
-    rng = np.random.default_rng(seed)
-    draws = (rng.random((n_bootstrap, s.size)) < p[None, :]).astype(np.float32)
-    replicates = metrics.binary_soft(s, draws, 1 - draws, threshold)[metric]
+    replicates = metrics.label_draw_replicates(s, p, n_bootstrap, np.random.default_rng(seed), threshold)[metric]
     ci = metrics.interval(value if np.isfinite(value) else None, replicates, confidence)
     out.update(estimate=ci["estimate"], lower=ci["lower"], upper=ci["upper"], se=ci["se"],
                expected_positive_rate=float(p.mean()), confusion=expected_confusion(p, s, threshold))

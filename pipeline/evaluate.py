@@ -124,7 +124,8 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
              candidate_info: dict[str, Any], champion_info: dict[str, Any] | None = None,
              weights: np.ndarray | None = None, weights_info: dict[str, Any] | None = None,
              trigger: str = "manual", test_window: dict[str, Any] | None = None,
-             store: Store | None = None, out_uri: str | None = None, seed: int = 0) -> Evaluation:
+             store: Store | None = None, out_uri: str | None = None, seed: int = 0,
+             scores_out: dict[str, np.ndarray] | None = None) -> Evaluation:
     """Score candidate, baseline and (optionally) champion on one test window.
 
     Args:
@@ -146,6 +147,8 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
         out_uri: where to write the report: a ``.json`` URI, or a run prefix that gets
             ``evaluation.json`` appended.
         seed: seeds the bootstrap (the same seed gives the same intervals).
+        scores_out: if given, receives each role's scores on the test window (so a caller that
+            needs them again does not score twice).
 
     Returns:
         The :class:`Evaluation` (``uri`` set when written).
@@ -183,6 +186,8 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
     infos = {"candidate": candidate_info, "baseline": {}, "champion": champion_info or {}}
     predictions = {role: _predict(spec.task, m, features, role, where) for role, m in models.items()}
     threshold = spec.params.decision_threshold
+    if scores_out is not None:
+        scores_out.update(predictions)
 
     rng = np.random.default_rng(seed)
     replicates = metrics.bootstrap(spec.task, y, predictions, policy.n_bootstrap, rng, threshold, weights=w)
@@ -294,14 +299,19 @@ def _predict(task: str, model: Any, features: pd.DataFrame, role: str, where: st
 # slices
 
 
-def _slice_labels(series: pd.Series) -> np.ndarray:
-    """One label per row: the category, or the quartile range for numeric and datetime columns."""
+def _slice_labels(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """``(codes, names)``: each row's slice -- its category, or the quartile range for numeric and
+    datetime columns, or :data:`MISSING_SLICE` -- as an index into ``names`` (no per-row Python)."""
     is_time = pd.api.types.is_datetime64_any_dtype(series)
     numeric = (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)) or is_time
     missing = series.isna().to_numpy()
     if not numeric:
-        labels = series.astype(object).to_numpy()
-        return np.where(missing, MISSING_SLICE, labels.astype(str))
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        names = [str(u) for u in uniques]
+        # Values that read the same as text (1 and "1") are one slice.
+        merged, distinct = pd.factorize(pd.Index([*names, MISSING_SLICE], dtype=object))
+        codes = np.where(np.asarray(codes) >= 0, merged[np.maximum(codes, 0)], merged[-1])
+        return codes, [str(d) for d in distinct]
     if is_time:
         # Nanoseconds since the epoch in UTC, whatever the column's resolution or zone.
         stamps = pd.to_datetime(series, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
@@ -309,18 +319,18 @@ def _slice_labels(series: pd.Series) -> np.ndarray:
     else:
         values = pd.to_numeric(series).to_numpy(dtype=float, na_value=np.nan)
     finite = values[~missing]
-    labels = np.full(values.size, MISSING_SLICE, dtype=object)
+    codes = np.zeros(values.size, dtype=np.int64)
     if finite.size == 0:
-        return labels
+        return codes, [MISSING_SLICE]
     edges = np.unique(np.quantile(finite, [0, 0.25, 0.5, 0.75, 1.0]))
     fmt = (lambda v: pd.Timestamp(int(v), tz="UTC").isoformat()) if is_time else (lambda v: f"{v:.4g}")
     if edges.size == 1:
-        labels[~missing] = f"= {fmt(edges[0])}"
-        return labels
-    bins = np.searchsorted(edges[1:-1], finite, side="left")
-    names = [("[" if i == 0 else "(") + f"{fmt(edges[i])}, {fmt(edges[i + 1])}]" for i in range(edges.size - 1)]
-    labels[~missing] = np.asarray(names, dtype=object)[bins]
-    return labels
+        names = [f"= {fmt(edges[0])}"]
+    else:
+        names = [("[" if i == 0 else "(") + f"{fmt(edges[i])}, {fmt(edges[i + 1])}]" for i in range(edges.size - 1)]
+        codes[~missing] = np.searchsorted(edges[1:-1], finite, side="left")
+    codes[missing] = len(names)
+    return codes, [*names, MISSING_SLICE]
 
 
 def _slice_gating(entry: dict[str, Any], policy: PromotionPolicy, task: str) -> str | None:
@@ -338,9 +348,10 @@ def _slices(spec: ModelSpec, df: pd.DataFrame, y: np.ndarray, predictions: dict[
     for column in spec.slice_columns:
         if column not in df.columns:
             raise EvaluationError(f"model {spec.name!r}: slice column {column!r} is not in the test window")
-        labels = _slice_labels(df[column])
-        for label in sorted(set(labels.tolist()), key=str):
-            mask = labels == label
+        codes, names = _slice_labels(df[column])
+        present = np.bincount(codes, minlength=len(names)) > 0
+        for code, label in sorted(((c, n) for c, n in enumerate(names) if present[c]), key=lambda cn: cn[1]):
+            mask = codes == code
             ys = y[mask]
             entry: dict[str, Any] = {
                 "column": column, "slice": str(label), "rows": int(mask.sum()),

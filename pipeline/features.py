@@ -29,13 +29,19 @@ Contract:
 * Derived features are computed by :class:`DerivedFeatures`, a stateless sklearn transformer,
   as the first step of every model pipeline built by :func:`build_preprocessor`, so training
   and serving run the same code on raw columns. Categories unseen at fit time never crash
-  scoring: they encode as all-zero one-hot columns.
+  scoring: they join the ``<other>`` category.
 
-Categorical encoding for trees is one-hot (not ordinal): a tree isolates one category with a
-single split, while an arbitrary ordinal code needs several splits to isolate a middle
-category and lets split quality depend on the alphabetical order of labels. With low- and
-mid-cardinality columns and the ``hist`` method, the extra columns cost little, and an unseen
-category ("none of the known ones") stays distinct from a missing one (its own category).
+Encoding (:class:`Encode`) runs without a per-row Python step. Categories are factorised once
+(hash tables in C), and only the distinct values are turned into text. For the tree model a
+categorical column becomes a pandas ``category`` column whose categories are fixed at fit: the
+training categories covering at least :data:`MIN_CATEGORY_FRACTION` of rows, plus ``<other>``
+for rarer ones and for categories first seen at scoring time. A missing value stays missing.
+XGBoost splits such a column natively: a partition of its categories, or one category against
+the rest when there are few, and a default direction for missing values. So one split can
+isolate any set of categories, and the result does not depend on their alphabetical order.
+There are no one-hot columns to build, and the model's input is the frame's own columns as
+float32. For the linear baseline the same codes become one-hot columns, including ``<other>``
+and ``<missing>``, written by array indexing.
 """
 
 from __future__ import annotations
@@ -62,10 +68,13 @@ if TYPE_CHECKING:
 
 WINDOW_NAMES: tuple[str, ...] = ("train", "valid", "test")
 
-#: A category must cover at least this share of training rows to get its own one-hot column;
-#: rarer ones share one "infrequent" column, so a handful of rows cannot become a feature.
-#: (Candidate for a spec field; see the report to the lead.)
+#: A category must cover at least this share of training rows to be a category of the model;
+#: rarer ones join :data:`OTHER`, so a handful of rows cannot become a feature.
 MIN_CATEGORY_FRACTION = 0.001
+#: The category of values rare at fit time or never seen then.
+OTHER = "<other>"
+#: The linear baseline's one-hot column for a missing value.
+MISSING = "<missing>"
 
 
 class SplitError(DriftlineError):
@@ -333,10 +342,9 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         _require_frame(X)
-        out = X.copy()
-        for d in self.derived:
-            out[d["name"]] = _derive(X, d)
-        return out
+        if not self.derived:
+            return X
+        return X.assign(**{d["name"]: _derive(X, d) for d in self.derived})
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         names = list(input_features) if input_features is not None else list(getattr(self, "feature_names_in_", []))
@@ -357,71 +365,149 @@ def build_preprocessor(spec: "ModelSpec", kind: Literal["tree", "linear"]) -> "P
 
     Args:
         spec: the model spec (features and derived features).
-        kind: ``tree``: numeric and derived columns pass through untouched (XGBoost routes
-            missing values itself); ``linear``: they are median-imputed and standardised.
-            Categoricals are one-hot encoded for both, one encoder per column, with unseen
-            categories encoded as all zeros and categories rarer than
-            :data:`MIN_CATEGORY_FRACTION` of the training rows grouped together.
+        kind: ``tree``: a frame of float32 numeric and derived columns (missing values stay
+            missing; XGBoost routes them) and ``category`` columns (see the module docstring);
+            ``linear``: a float32 matrix of median-imputed, standardised numeric columns and
+            one-hot categories.
 
     Returns:
-        ``Pipeline([("derive", DerivedFeatures), ("encode", ColumnTransformer)])`` taking a
-        frame with ``spec.model_columns`` and producing a dense float matrix. The column
-        transformer's steps are named ``numeric`` and ``cat<i>`` (i-th categorical feature) so
-        ``output_indices_`` maps every output column back to its input (see
-        :func:`output_sources`).
+        ``Pipeline([("derive", DerivedFeatures), ("encode", Encode)])`` taking a frame with
+        ``spec.model_columns``; :func:`output_sources` names its output columns.
     """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
     if kind not in ("tree", "linear"):
         raise ValueError(f"kind must be 'tree' or 'linear', got {kind!r}")
-    numeric = list(spec.numeric_features) + [d.name for d in spec.derived_features]
-    if kind == "tree":
-        numeric_step: Any = "passthrough"
-    else:
-        numeric_step = Pipeline([
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", StandardScaler()),
-        ])
-    steps: list[tuple[str, Any, list[str]]] = [("numeric", numeric_step, numeric)] if numeric else []
-    for i, col in enumerate(spec.categorical_features):
-        encoder = Pipeline([
-            ("as_text", FunctionTransformer(_categories_as_text, feature_names_out="one-to-one")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore", min_frequency=MIN_CATEGORY_FRACTION,
-                                     sparse_output=False, dtype=np.float32)),
-        ])
-        steps.append((f"cat{i}", encoder, [col]))
-    encode = ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
+    numeric = tuple(spec.numeric_features) + tuple(d.name for d in spec.derived_features)
     derived = tuple(d.model_dump(exclude_none=True) for d in spec.derived_features)
-    return Pipeline([("derive", DerivedFeatures(derived)), ("encode", encode)])
+    return Pipeline([("derive", DerivedFeatures(derived)),
+                     ("encode", Encode(numeric, tuple(spec.categorical_features), kind))])
 
 
 def output_sources(spec: "ModelSpec", preprocessor: "Pipeline") -> list[tuple[str, str]]:
     """For each output column of a fitted :func:`build_preprocessor` pipeline, ``(label, source)``.
 
-    ``label`` is readable (``age``, ``channel=online``, ``channel=<infrequent>``); ``source``
-    is the input column it comes from: the feature itself for numeric and categorical columns,
-    the derived feature's name for derived columns (see :func:`raw_inputs` to go further).
+    ``label`` is readable (``age``, ``channel`` for a tree's categorical column,
+    ``channel=online`` or ``channel=<other>`` for the baseline's one-hot columns); ``source`` is
+    the input column it comes from: the feature itself for numeric and categorical columns, the
+    derived feature's name for derived columns (see :func:`raw_inputs` to go further).
     """
-    encode = preprocessor.named_steps["encode"]
-    labels: list[tuple[str, str]] = []
-    numeric = list(spec.numeric_features) + [d.name for d in spec.derived_features]
-    for name, sl in sorted(encode.output_indices_.items(), key=lambda kv: kv[1].start):
-        if sl.stop == sl.start:
-            continue
-        if name == "numeric":
-            labels.extend((c, c) for c in numeric)
-            continue
-        if not name.startswith("cat"):
-            continue
-        col = spec.categorical_features[int(name[3:])]
-        onehot = encode.named_transformers_[name].named_steps["onehot"]
-        names = onehot.get_feature_names_out()
-        labels.extend((f"{col}={n[len(col) + 1:].replace('infrequent_sklearn', '<infrequent>')}", col)
-                      for n in names)
-    return labels
+    return [tuple(pair) for pair in preprocessor.named_steps["encode"].sources_]
+
+
+class Encode(TransformerMixin, BaseEstimator):
+    """Numeric and categorical columns to a model's input (see the module docstring).
+
+    Args:
+        numeric: numeric column names (raw and derived).
+        categorical: categorical column names.
+        kind: ``tree`` (a frame: float32 and ``category`` columns) or ``linear`` (a float32
+            matrix: standardised numbers and one-hot categories).
+        min_fraction: the share of fit rows a category needs to be one of the model's.
+
+    Fitted attributes: ``categories_`` (column -> the model's categories, ``OTHER`` last),
+    ``sources_`` (``[label, source]`` per output column) and, for ``linear``, ``center_``,
+    ``fill_`` and ``scale_`` per numeric column.
+    """
+
+    def __init__(self, numeric: tuple[str, ...] = (), categorical: tuple[str, ...] = (),
+                 kind: str = "tree", min_fraction: float = MIN_CATEGORY_FRACTION):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.kind = kind
+        self.min_fraction = min_fraction
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> "Encode":
+        _require_frame(X)
+        n = len(X)
+        self.categories_: dict[str, list[str]] = {}
+        for col in self.categorical:
+            codes, text = _factorize_text(X[col])
+            counts = np.bincount(codes[codes >= 0], minlength=len(text))
+            floor = max(1.0, self.min_fraction * n)
+            self.categories_[col] = sorted(t for t, c in zip(text, counts) if c >= floor) + [OTHER]
+        if self.kind == "linear":
+            self.fill_, self.center_, self.scale_ = [], [], []
+            for col in self.numeric:
+                values = _numeric(X[col], np.float64)
+                finite = values[~np.isnan(values)]
+                fill = float(np.median(finite)) if finite.size else 0.0
+                values = np.where(np.isnan(values), fill, values)
+                std = float(values.std()) if values.size else 0.0
+                self.fill_.append(fill)
+                self.center_.append(float(values.mean()) if values.size else 0.0)
+                self.scale_.append(std if std > 0 else 1.0)
+            self.sources_ = [[c, c] for c in self.numeric]
+            for col in self.categorical:
+                self.sources_ += [[f"{col}={v}", col] for v in [*self.categories_[col], MISSING]]
+        else:
+            self.sources_ = [[c, c] for c in (*self.numeric, *self.categorical)]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = len(X.columns)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> Any:
+        _require_frame(X)
+        n = len(X)
+        if self.kind == "tree":
+            out = {col: _numeric(X[col], np.float32) for col in self.numeric}
+            for col in self.categorical:
+                categories = self.categories_[col]
+                out[col] = pd.Categorical.from_codes(self._codes(X[col], categories, missing=-1),
+                                                     categories=pd.Index(categories, dtype=object))
+            return pd.DataFrame(out, index=X.index)
+        width = len(self.numeric) + sum(len(c) + 1 for c in self.categories_.values())
+        M = np.zeros((n, width), dtype=np.float32)
+        for j, col in enumerate(self.numeric):
+            values = _numeric(X[col], np.float64)
+            values = np.where(np.isnan(values), self.fill_[j], values)
+            M[:, j] = (values - self.center_[j]) / self.scale_[j]
+        offset = len(self.numeric)
+        for col in self.categorical:
+            categories = self.categories_[col]
+            codes = self._codes(X[col], categories, missing=len(categories))
+            M[np.arange(n), offset + codes] = 1.0
+            offset += len(categories) + 1
+        return M
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([label for label, _ in self.sources_], dtype=object)
+
+    @staticmethod
+    def _codes(series: pd.Series, categories: list[str], missing: int) -> np.ndarray:
+        """Each value's index in ``categories`` (unknown -> ``OTHER``, the last; missing -> ``missing``)."""
+        codes, text = _factorize_text(series)
+        lookup = pd.Index(categories[:-1], dtype=object).get_indexer(pd.Index(text, dtype=object))
+        lookup = np.where(lookup >= 0, lookup, len(categories) - 1)
+        out = np.full(len(codes), missing, dtype=np.int64)
+        present = codes >= 0
+        out[present] = lookup[codes[present]]
+        return out
+
+
+def _factorize_text(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """``(codes, distinct values as text)`` of a column of any dtype, missing coded -1.
+
+    Values that read the same as text (``1`` and ``"1"``) share a code, so one column
+    encodes alike whether it arrives as strings, ``category`` or numbers."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy(dtype=np.int64)
+        uniques: Any = series.cat.categories
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64)
+    text = [str(u) for u in uniques]
+    merged, distinct = pd.factorize(pd.Index(text, dtype=object))
+    if len(distinct) != len(text):
+        codes = np.where(codes >= 0, np.asarray(merged)[np.maximum(codes, 0)], -1)
+    return codes, [str(t) for t in distinct]
+
+
+def _numeric(series: pd.Series, dtype: Any) -> np.ndarray:
+    """A column as a float array (unparseable and missing values as NaN)."""
+    if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        series = pd.to_numeric(series, errors="coerce")
+    return series.to_numpy(dtype=dtype, na_value=np.nan)
 
 
 def raw_inputs(spec: "ModelSpec", source: str) -> tuple[str, ...]:
@@ -433,7 +519,8 @@ def raw_inputs(spec: "ModelSpec", source: str) -> tuple[str, ...]:
 
 
 def _categories_as_text(X: Any) -> Any:
-    """Categories as Python strings with missing as NaN (its own category), whatever the input
+    """(Kept so champions trained with the one-hot encoder of driftline <= 0.2 still load and score.)
+    Categories as Python strings with missing as NaN (its own category), whatever the input
     dtype (pandas 3 ``str``, object, categorical, numbers): one encoder must see one type at fit
     and at scoring time."""
     return pd.DataFrame(X).astype("str").astype(object)

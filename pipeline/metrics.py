@@ -14,25 +14,38 @@ Contract:
 * :func:`orient` turns a difference into "positive = better"; :func:`scale_unit` says in which
   unit a tolerance of that metric is read (see :class:`Metric`).
 
-The bootstrap is vectorised: replicate weights (multinomial counts, drawn as index matrices and
-bin-counted) are drawn once per block of replicates and shared by all models, so differences
-between models are *paired*. ROC AUC and average precision come from cumulative weighted class
-counts over each model's score order (ties share one threshold step); the other metrics are
-matrix products, so 500 replicates on 20k rows cost a few array passes.
+The bootstrap is vectorised: replicate weights are drawn once per block of replicates and
+shared by all models, so differences between models are *paired*. Two regimes, by window size:
+
+* up to :data:`EXACT_MAX_ROWS` rows, replicate weights are multinomial counts (drawn as index
+  matrices and bin-counted) and ROC AUC and average precision come from cumulative weighted
+  class counts over each model's exact score order (ties share one threshold step);
+* above it, replicate weights are Poisson(1) counts (the Poisson bootstrap: independent
+  weights, the standard large-sample variant, drawn by table lookup from 16-bit random numbers)
+  and each model's scores are cut into :data:`SCORE_BINS` quantile bins, scores within a bin
+  counting as tied. Every per-row sum a replicate needs (class counts per bin, log loss,
+  Brier, the F1 counts) is then one sparse product of the weights with a fixed matrix: no
+  sort or gather per replicate. Point estimates stay exact, and each model's replicates are
+  shifted by (exact point - binned point), so binning moves no interval's centre; it only
+  rounds the spread. ``tests/unit/test_metrics.py`` checks both regimes agree.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
 Task = Literal["binary", "regression"]
 
-# Bound on the cells of one replicate-weight block (~8 MB per float32 array whatever the window).
-_BLOCK_CELLS = 2_000_000
+# Bound on the cells of one replicate-weight block (~32 MB per float32 array whatever the window).
+_BLOCK_CELLS = 8_000_000
+#: Windows above this many rows use the Poisson bootstrap on binned scores (module docstring).
+EXACT_MAX_ROWS = 50_000
+#: Quantile bins per model's scores in the large-window bootstrap.
+SCORE_BINS = 4096
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,14 @@ def _binary_block(r: _Ranking, P: np.ndarray, N: np.ndarray) -> dict[str, np.nda
     if r.starts is not None:
         pos = np.add.reduceat(pos, r.starts, axis=1)
         neg = np.add.reduceat(neg, r.starts, axis=1)
+    sums = (P @ r.per_pos.astype(P.dtype)).astype(float) + (N @ r.per_neg.astype(N.dtype)).astype(float)
+    return _binary_from_groups(pos, neg, sums)
+
+
+def _binary_from_groups(pos: np.ndarray, neg: np.ndarray, sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Binary metrics from weighted class counts per score group, groups in ascending score
+    order (``pos``, ``neg``: (b, groups)), and per-replicate sums (b, 5) of log loss, squared
+    error, tp, fp, fn."""
     cum_pos = np.cumsum(pos, axis=1)
     cum_neg = np.cumsum(neg, axis=1)
     p_tot = cum_pos[:, -1].astype(float)
@@ -158,7 +179,6 @@ def _binary_block(r: _Ranking, P: np.ndarray, N: np.ndarray) -> dict[str, np.nda
         tp /= predicted
         tp *= pos
         ap = tp.sum(axis=1, dtype=float) / p_tot
-        sums = (P @ r.per_pos.astype(P.dtype)).astype(float) + (N @ r.per_neg.astype(N.dtype)).astype(float)
         total = p_tot + n_tot
         tp_f1, fp_f1, fn_f1 = sums[:, 2], sums[:, 3], sums[:, 4]
         f1_den = 2 * tp_f1 + fp_f1 + fn_f1
@@ -167,10 +187,58 @@ def _binary_block(r: _Ranking, P: np.ndarray, N: np.ndarray) -> dict[str, np.nda
                 "f1": f1}
 
 
+def _score_bins(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each score's quantile bin (ascending; equal scores share a bin) and the number of bins."""
+    p = np.asarray(scores, dtype=float)
+    ordered = np.sort(p)
+    cuts = ordered[np.linspace(0, p.size - 1, SCORE_BINS + 1).astype(np.int64)[1:-1]]
+    edges = np.unique(cuts)
+    return np.searchsorted(edges, p, side="right"), int(edges.size + 1)
+
+
+def _binary_design(scores: np.ndarray, y: np.ndarray | None, threshold: float) -> tuple[Any, int]:
+    """A sparse ``(n, 2k + 5)`` matrix whose product with replicate weights gives, per replicate,
+    the positive and the negative weight in each of the ``k`` score bins and the five sums of
+    :func:`_binary_from_groups`. With ``y=None`` the rows are "positive" (label draws are the
+    weights: the negative side is then the complement, added by the caller)."""
+    import scipy.sparse as sp
+
+    r = _ranking(scores, threshold)
+    bins, k = _score_bins(scores)
+    n = bins.size
+    rows = np.arange(n)
+    if y is None:
+        # Label draws D: positives are D, negatives 1 - D; per-row sums = per_neg + D (per_pos - per_neg).
+        cols = [bins, *(2 * k + j + np.zeros(n, dtype=np.int64) for j in range(5))]
+        vals = [np.ones(n), *(r.per_pos[:, j] - r.per_neg[:, j] for j in range(5))]
+    else:
+        yb = np.asarray(y, dtype=float)
+        cols = [np.where(yb > 0.5, bins, k + bins), *(2 * k + j + np.zeros(n, dtype=np.int64) for j in range(5))]
+        vals = [np.ones(n), *(np.where(yb > 0.5, r.per_pos[:, j], r.per_neg[:, j]) for j in range(5))]
+    A = sp.csr_matrix((np.concatenate(vals).astype(np.float32),
+                       (np.tile(rows, 6), np.concatenate(cols))), shape=(n, 2 * k + 5))
+    return A.T.tocsr(), k
+
+
+def _poisson_table() -> np.ndarray:
+    """Poisson(1) quantiles at 65,536 evenly spaced probabilities: indexed by a uniform 16-bit
+    integer, a draw from Poisson(1) (to within 1/65,536 in probability)."""
+    from math import exp, factorial
+
+    cdf = np.cumsum([exp(-1.0) / factorial(k) for k in range(20)])
+    return np.searchsorted(cdf, (np.arange(65536) + 0.5) / 65536).astype(np.float32)
+
+
 def _regression_block(per_row: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
     # Sums of squares need float64 even when replicate counts are float32.
     sums = W.astype(float) @ per_row
-    total = W.sum(axis=1, dtype=float)
+    return _regression_from_sums(np.column_stack([sums, W.sum(axis=1, dtype=float)]))
+
+
+def _regression_from_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Regression metrics from per-replicate weighted sums (b, 5): squared error, absolute
+    error, y, y squared, and the total weight."""
+    total = sums[:, 4]
     with np.errstate(divide="ignore", invalid="ignore"):
         mse = sums[:, 0] / total
         sst = sums[:, 3] - np.square(sums[:, 2]) / total
@@ -206,6 +274,49 @@ def binary_soft(scores: np.ndarray, P: np.ndarray, N: np.ndarray, threshold: flo
     return _binary_block(_ranking(scores, threshold), np.atleast_2d(P), np.atleast_2d(N))
 
 
+def label_draw_replicates(scores: np.ndarray, p: np.ndarray, n_draws: int, rng: np.random.Generator,
+                          threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Binary metrics of fixed ``scores`` under ``n_draws`` label draws, row ``i`` positive with
+    probability ``p[i]`` (a parametric bootstrap). Above :data:`EXACT_MAX_ROWS` rows the
+    scores are binned as in the large-window bootstrap and each metric's replicates are shifted
+    by (exact - binned) expected value, so only the spread is binned."""
+    s = np.asarray(scores, dtype=float)
+    p = np.asarray(p, dtype=float)
+    n = s.size
+    block = max(1, min(n_draws, _BLOCK_CELLS // max(n, 1)))
+    chunks: dict[str, list[np.ndarray]] = {}
+    if n <= EXACT_MAX_ROWS:
+        r = _ranking(s, threshold)
+        done = 0
+        while done < n_draws:
+            b = min(block, n_draws - done)
+            draws = (rng.random((b, n)) < p[None, :]).astype(np.float32)
+            for metric, values in _binary_block(r, draws, 1 - draws).items():
+                chunks.setdefault(metric, []).append(values)
+            done += b
+        return {m: np.concatenate(v) for m, v in chunks.items()}
+    design_t, k = _binary_design(s, None, threshold)
+    r = _ranking(s, threshold)
+    per_neg_total = r.per_neg.sum(axis=0)
+    counts = np.asarray(design_t[:k] @ np.ones(n), dtype=float)
+
+    def metrics_of(out: np.ndarray) -> dict[str, np.ndarray]:
+        pos = out[:k].T
+        return _binary_from_groups(pos, counts[None, :] - pos, out[2 * k:].T + per_neg_total[None, :])
+
+    p32 = p.astype(np.float32)[:, None]
+    done = 0
+    while done < n_draws:
+        b = min(block, n_draws - done)
+        draws = (rng.random((n, b), dtype=np.float32) < p32).astype(np.float32)
+        for metric, values in metrics_of(np.asarray(design_t @ draws, dtype=float)).items():
+            chunks.setdefault(metric, []).append(values)
+        done += b
+    binned = metrics_of(np.asarray(design_t @ p[:, None], dtype=float))
+    exact = binary_soft(s, p[None, :], (1 - p)[None, :], threshold)
+    return {m: np.concatenate(v) + (exact[m][0] - binned[m][0]) for m, v in chunks.items()}
+
+
 def _num(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -225,9 +336,12 @@ def bootstrap(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_bo
 
     Replicate ``i`` resamples the same rows for every model, so the difference of two models'
     replicates is the paired bootstrap of their difference. ``weights`` (per row, e.g.
-    importance weights) multiply the resampling counts.
+    importance weights) multiply the resampling counts. Windows above :data:`EXACT_MAX_ROWS`
+    rows take the large-window regime of the module docstring.
     """
     n = len(y)
+    if n > EXACT_MAX_ROWS:
+        return _bootstrap_large(task, y, predictions, n_boot, rng, threshold, weights)
     scorers = {name: scorer(task, y, p, threshold) for name, p in predictions.items()}
     chunks: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in predictions}
     block = max(1, min(n_boot, _BLOCK_CELLS // max(n, 1)))
@@ -246,6 +360,67 @@ def bootstrap(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_bo
                 chunks[name].setdefault(metric, []).append(values)
         done += b
     return {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in chunks.items()}
+
+
+def _bootstrap_large(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_boot: int,
+                     rng: np.random.Generator, threshold: float, weights: np.ndarray | None
+                     ) -> dict[str, dict[str, np.ndarray]]:
+    """The Poisson bootstrap on binned scores (module docstring), shifted onto exact points."""
+    import scipy.sparse as sp
+
+    n = len(y)
+    y = np.asarray(y, dtype=float)
+    names = list(predictions)
+    if task == "binary":
+        designs = [_binary_design(predictions[name], y, threshold) for name in names]
+        widths = [2 * k + 5 for _, k in designs]
+        design = sp.vstack([d for d, _ in designs]).tocsr()
+    else:
+        per_rows = []
+        for name in names:
+            err = np.asarray(predictions[name], dtype=float) - y
+            per_rows.append(np.column_stack([np.square(err), np.abs(err), y, np.square(y), np.ones(n)]))
+        widths = [5] * len(names)
+        design = np.ascontiguousarray(np.hstack(per_rows).T)
+    table = _poisson_table()
+    row_weights = None if weights is None else np.asarray(weights, dtype=np.float32)[:, None]
+    block = max(1, min(n_boot, _BLOCK_CELLS // max(n, 1)))
+    sums: list[np.ndarray] = []
+    done = 0
+    while done < n_boot:
+        b = min(block, n_boot - done)
+        WT = table[rng.integers(0, 65536, size=(n, b), dtype=np.uint16)]
+        if row_weights is not None:
+            WT *= row_weights
+        out = design @ WT.astype(np.float64) if task != "binary" else design @ WT
+        sums.append(np.asarray(out, dtype=float))
+        done += b
+    totals = np.concatenate(sums, axis=1)  # (sum of widths, n_boot)
+    ones = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=float)[None, :]
+    result: dict[str, dict[str, np.ndarray]] = {}
+    offset = 0
+    for name, width in zip(names, widths):
+        part = totals[offset:offset + width].T
+        offset += width
+        if task == "binary":
+            k = (width - 5) // 2
+            reps = _binary_from_groups(part[:, :k], part[:, k:2 * k], part[:, 2 * k:])
+            binned_point = _binary_from_groups(*_binned_point(designs[names.index(name)][0], ones, k))
+        else:
+            reps = _regression_from_sums(part)
+            binned_point = None
+        exact = scorer(task, y, predictions[name], threshold)(ones)
+        result[name] = {}
+        for metric, values in reps.items():
+            shift = 0.0 if binned_point is None else exact[metric][0] - binned_point[metric][0]
+            result[name][metric] = values + shift
+    return result
+
+
+def _binned_point(design_t: Any, ones: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The binned statistics at the window's own weights (for the shift onto the exact point)."""
+    full = np.asarray(design_t @ ones.T, dtype=float).T
+    return full[:, :k], full[:, k:2 * k], full[:, 2 * k:]
 
 
 def percentiles(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:

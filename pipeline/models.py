@@ -28,6 +28,7 @@ from pipeline.errors import DriftlineError
 TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
     "pipeline.features.DerivedFeatures",
+    "pipeline.features.Encode",
     "pipeline.features._categories_as_text",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",

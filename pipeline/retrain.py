@@ -289,7 +289,7 @@ def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
         weights=weights, weights_info={"kind": "importance", "towards": split["plan"].get("change_point")},
         trigger=str(env.trigger.get("kind") or "manual"),
         test_window={"window": split["windows"]["test"], "plan": split["plan"]},
-        store=env.store, out_uri=join(env.run_prefix, "evaluation.json"),
+        store=env.store, out_uri=join(env.run_prefix, "evaluation.json"), scores_out=(test_scores := {}),
     )
     decision = decide(evaluation.evidence(), spec.promotion, spec.costs, primary_metric=spec.primary_metric,
                       force=env.force_promote, reason=env.reason)
@@ -300,7 +300,7 @@ def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
         for metric, ci in values.items():
             if ci.get("estimate") is not None:
                 client.log_metric(run_id, f"{prefix}{metric}", float(ci["estimate"]))
-    references = monitoring_reference(env, split, trained, models, evaluation)
+    references = monitoring_reference(env, split, trained, models, evaluation, test_scores)
     log_text_artifacts(client, run_id, {"evaluation.json": dumps(evaluation.to_dict()),
                                         **{f"monitoring_{role}.json": dumps(ref) for role, ref in references.items()}})
     client.set_tag(run_id, "driftline.gates", "pass" if decision.promote else "fail")
@@ -334,7 +334,7 @@ def _load_champion(env: RunEnv, champion: Any) -> Any:
 
 
 def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[str, Any],
-                         evaluation: Any) -> dict[str, dict]:
+                         evaluation: Any, test_scores: dict[str, Any] | None = None) -> dict[str, dict]:
     """What the monitor compares a challenger with once it is champion, per role.
 
     ``test_metric``: its primary metric on the test window with the bootstrap standard error
@@ -352,14 +352,22 @@ def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[s
     # Calibrate on rows the model did not fit: the validation window, or the test window when the
     # model was refitted on train + valid (anchored windows).
     refit = bool((trained.get("adaptation") or {}).get("refit"))
-    valid = env.store.read_parquet(split["test_uri"] if refit else split["valid_uri"])
-    reference = env.store.read_parquet(split.get("reference_uri") or split["test_uri"])
+    test_uri = split["test_uri"]
+    calibration_uri = test_uri if refit else split["valid_uri"]
+    reference_uri = split.get("reference_uri") or test_uri
+    valid = env.store.read_parquet(calibration_uri)
+    reference = env.store.read_parquet(reference_uri) if reference_uri != calibration_uri else valid
+    known = test_scores or {}
+
+    def scores_on(role: str, model: Any, uri: str, frame: Any) -> Any:
+        return known[role] if uri == test_uri and role in known else score(spec, model, frame)
+
     importance = {"candidate": trained["feature_importance"],
                   "baseline": trained.get("baseline_importance") or trained["feature_importance"]}
     out = {}
     for role, model in models.items():
         ci = evaluation.metrics[role][spec.primary_metric]
-        ref_scores = score(spec, model, reference)
+        ref_scores = scores_on(role, model, reference_uri, reference)
         entry = {"role": role, "metric": spec.primary_metric,
                  "test_metric": {"estimate": ci["estimate"], "se": ci.get("se"), "lower": ci["lower"],
                                  "upper": ci["upper"], "rows": evaluation.rows, "weighted": evaluation.weights is not None},
@@ -370,7 +378,7 @@ def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[s
         if spec.task == "binary":
             try:
                 y_valid = valid[spec.target_column].to_numpy(dtype=float)
-                calibration = fit_calibration(y_valid, score(spec, model, valid))
+                calibration = fit_calibration(y_valid, scores_on(role, model, calibration_uri, valid))
             except EstimateError as err:
                 entry["calibration_note"] = str(err)
             else:

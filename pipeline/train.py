@@ -3,10 +3,12 @@
 Contract:
 * ``train(spec, split, store, tracking_uri=...)`` fits, on the train window,
   - the candidate: ``Pipeline([("preprocess", build_preprocessor(spec, "tree")), ("model",
-    XGBClassifier|XGBRegressor(tree_method="hist", **spec.params))])``, early-stopped on the
+    XGBClassifier|XGBRegressor(tree_method="hist", enable_categorical=True, **spec.params))])``
+    (float32 numbers and native categorical splits: see :mod:`pipeline.features`), early-stopped on the
     valid window (``spec.params.early_stopping_rounds``); predictions use the best iteration;
   - the baseline (``spec.params.baseline``): ``prior`` (class prior / mean) or ``linear``
-    (logistic / ridge regression on ``build_preprocessor(spec, "linear")``),
+    (logistic / ridge regression on ``build_preprocessor(spec, "linear")``, fitted on a uniform
+    sample of at most :data:`BASELINE_MAX_ROWS` train rows, in a thread beside the candidate),
   and records both in one MLflow run of experiment ``spec.name`` (created if absent) named
   ``<model>-<YYYY-MM-DD>``: params (spec params, best iteration, window bounds, row counts),
   valid-window metrics (``valid_*`` candidate, ``baseline_valid_*`` baseline), the three windows
@@ -64,6 +66,8 @@ if TYPE_CHECKING:
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _INPUT_CONTEXTS = {"train": "training", "valid": "validation", "test": "testing"}
 #: Distributions the logged models need at load time; pinned to the versions that trained them.
+#: The linear baseline is fitted on a uniform sample of at most this many train rows.
+BASELINE_MAX_ROWS = 200_000
 _MODEL_REQUIREMENTS = ("xgboost", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow")
 
 
@@ -83,10 +87,10 @@ class TrainResult(Record):
         baseline_uri: the baseline, same form.
         metrics: valid-window metrics, ``valid_<m>`` (candidate) and ``baseline_valid_<m>``.
         best_iteration: the early-stopped boosting round the candidate predicts with.
-        train_seconds: wall time fitting candidate and baseline.
+        train_seconds: wall time fitting candidate and baseline (fitted side by side).
         feature_importance: raw input column -> share of total gain (sums to 1).
-        timings: seconds by part: ``fit`` (= train_seconds; ``fit_candidate`` incl. its
-            preprocessing, ``fit_baseline``), ``mlflow_setup`` (client, store,
+        timings: seconds by part: ``fit`` (= train_seconds, wall; ``fit_candidate`` incl. its
+            preprocessing, ``fit_baseline``, which overlap), ``mlflow_setup`` (client, store,
             experiment), ``log_models`` (both models), ``log_total`` (all MLflow work).
         run_name: the MLflow run name, ``<model>-<YYYY-MM-DD>``.
         adaptation: how rows were weighted (plan kind, strategy chosen, each strategy's valid
@@ -145,6 +149,12 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
 
     started = time.perf_counter()
     trials, w_valid, w_test, adaptation = _weighting(spec, split, frames, recent)
+    # The baseline is cheap and single-threaded: it is fitted beside the candidate, not after it,
+    # whenever its weights are known in advance (one weighting to try).
+    side = _Side()
+    if len(trials) == 1:
+        only = next(iter(trials.values()))
+        side.start("baseline", _fit_baseline, spec, X["train"], y["train"], only)
     fitted: dict[str, tuple[Any, int, float | None]] = {}
     for strategy, w_train in trials.items():
         model, best = _fit_candidate(spec, X["train"], y["train"], X["valid"], y["valid"], w_train, w_valid)
@@ -158,9 +168,9 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         adaptation["valid_scores"] = {s: v for s, (_, _, v) in fitted.items()}
         adaptation["valid_metric"] = spec.primary_metric
     candidate_seconds = time.perf_counter() - started
-    clock = time.perf_counter()
-    baseline = _fit_baseline(spec, X["train"], y["train"], w_train)
-    baseline_seconds = time.perf_counter() - clock
+    if "baseline" not in side:
+        side.start("baseline", _fit_baseline, spec, X["train"], y["train"], w_train)
+    baseline, baseline_seconds = side.result("baseline")
     scores = {"candidate": score(spec, candidate, X["valid"]), "baseline": score(spec, baseline, X["valid"])}
     metrics = {f"valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["candidate"], w_valid).items()}
     metrics |= {f"baseline_valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["baseline"], w_valid).items()}
@@ -171,16 +181,16 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         X_fit = pd.concat([X["train"], X["valid"]], ignore_index=True)
         y_fit = np.concatenate([y["train"], y["valid"]])
         w_fit = None if w_train is None else np.concatenate([w_train, np.ones(len(y["valid"]))])
+        side.start("baseline_refit", _fit_baseline, spec, X_fit, y_fit, w_fit)
         clock = time.perf_counter()
         candidate = _refit_candidate(spec, X_fit, y_fit, w_fit, rounds=best_iteration + 1)
         candidate_seconds += time.perf_counter() - clock
-        clock = time.perf_counter()
-        baseline = _fit_baseline(spec, X_fit, y_fit, w_fit)
-        baseline_seconds += time.perf_counter() - clock
+        baseline, refit_seconds = side.result("baseline_refit")
+        baseline_seconds += refit_seconds
         adaptation["refit"] = {"rows": int(len(y_fit)), "rounds": best_iteration + 1,
                                "why": "refitted on train + valid with the chosen weighting and rounds; valid "
                                       "metrics are of the model before the refit"}
-    train_seconds = candidate_seconds + baseline_seconds
+    train_seconds = time.perf_counter() - started
     column_gain = _column_gain(spec, candidate)
     importance = _raw_importance(spec, column_gain)
     baseline_importance = _linear_importance(spec, baseline)
@@ -287,6 +297,7 @@ def candidate_estimator(spec: "ModelSpec") -> Any:
         n_estimators=p.n_estimators, max_depth=p.max_depth, learning_rate=p.learning_rate, subsample=p.subsample,
         colsample_bytree=p.colsample_bytree, min_child_weight=p.min_child_weight, reg_lambda=p.reg_lambda,
         early_stopping_rounds=p.early_stopping_rounds, n_jobs=p.n_jobs, random_state=p.seed, tree_method="hist",
+        enable_categorical=True,
     )
     if spec.task == "binary":
         return xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss", **common)
@@ -326,6 +337,11 @@ def _refit_candidate(spec: "ModelSpec", X: pd.DataFrame, y: np.ndarray, w: np.nd
 
 def _fit_baseline(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray,
                   w_train: np.ndarray | None = None) -> "Pipeline":
+    """The baseline, fitted on at most :data:`BASELINE_MAX_ROWS` rows of the train window.
+
+    A linear model has a few dozen coefficients: a uniform random sample of that size pins them
+    to within noise of the full fit, so the baseline keeps its role (the floor the candidate
+    must beat) at a fixed cost whatever the window's size."""
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
@@ -333,9 +349,39 @@ def _fit_baseline(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray,
     if spec.params.baseline == "prior":
         model: Any = DummyClassifier(strategy="prior") if spec.task == "binary" else DummyRegressor(strategy="mean")
         return Pipeline([("model", model)]).fit(X_train, y_train, model__sample_weight=w_train)
+    if len(X_train) > BASELINE_MAX_ROWS:
+        rows = np.sort(np.random.default_rng(spec.params.seed).choice(len(X_train), BASELINE_MAX_ROWS, replace=False))
+        X_train, y_train = X_train.iloc[rows], y_train[rows]
+        w_train = None if w_train is None else w_train[rows]
     model = LogisticRegression(max_iter=1000) if spec.task == "binary" else Ridge()
     return Pipeline([("preprocess", build_preprocessor(spec, "linear")), ("model", model)]).fit(
         X_train, y_train, model__sample_weight=w_train)
+
+
+class _Side:
+    """Work started in a background thread and collected later: ``(result, seconds)``.
+
+    Only for work that releases the GIL (BLAS, XGBoost) and shares no mutable state."""
+
+    def __init__(self) -> None:
+        self._futures: dict[str, Any] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._futures
+
+    def start(self, name: str, fn: Any, *args: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def timed() -> tuple[Any, float]:
+            clock = time.perf_counter()
+            return fn(*args), time.perf_counter() - clock
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"driftline-{name}")
+        self._futures[name] = pool.submit(timed)
+        pool.shutdown(wait=False)
+
+    def result(self, name: str) -> tuple[Any, float]:
+        return self._futures[name].result()
 
 
 def _linear_importance(spec: "ModelSpec", baseline: "Pipeline") -> dict[str, float]:
@@ -379,7 +425,8 @@ def _column_gain(spec: "ModelSpec", candidate: "Pipeline") -> dict[str, tuple[st
     average) gain, so a feature split on often counts more than one split on once."""
     sources = output_sources(spec, candidate.named_steps["preprocess"])
     gain = candidate.named_steps["model"].get_booster().get_score(importance_type="total_gain")
-    return {label: (source, float(gain.get(f"f{i}", 0.0))) for i, (label, source) in enumerate(sources)}
+    # Keys are the input frame's column names (a matrix would give f0, f1, ...).
+    return {label: (source, float(gain.get(label, gain.get(f"f{i}", 0.0)))) for i, (label, source) in enumerate(sources)}
 
 
 def _raw_importance(spec: "ModelSpec", column_gain: dict[str, tuple[str, float]]) -> dict[str, float]:

@@ -211,17 +211,24 @@ def test_a_model_that_cannot_score_is_named(toy):
 # slices
 
 
+def _labels(series):
+    codes, names = _slice_labels(series)
+    return [names[c] for c in codes]
+
+
 def test_slice_labels_bin_numeric_and_datetime_columns_into_quartiles():
     values = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, None])
-    labels = _slice_labels(values)
+    labels = _labels(values)
     assert list(labels) == ["[1, 2.75]"] * 2 + ["(2.75, 4.5]"] * 2 + ["(4.5, 6.25]"] * 2 + ["(6.25, 8]"] * 2 \
         + ["(missing)"]
-    assert set(_slice_labels(pd.Series([3, 3, 3]))) == {"= 3"}
+    assert set(_labels(pd.Series([3, 3, 3]))) == {"= 3"}
     stamps = pd.Series(pd.date_range("2026-01-01", periods=8, freq="D", tz="UTC"))
-    assert len(set(_slice_labels(stamps))) == 4
-    assert _slice_labels(stamps)[0].startswith("[2026-01-01T00:00:00+00:00")
+    assert len(set(_labels(stamps))) == 4
+    assert _labels(stamps)[0].startswith("[2026-01-01T00:00:00+00:00")
     cats = pd.Series(["a", None, "b"], dtype="str")
-    assert list(_slice_labels(cats)) == ["a", "(missing)", "b"]
+    assert _labels(cats) == ["a", "(missing)", "b"]
+    # The same value as text and as a category is one slice.
+    assert _labels(pd.Series(["1", 1, None], dtype=object)) == ["1", "1", "(missing)"]
 
 
 def test_slices_report_small_and_one_class_segments_without_gating(toy):

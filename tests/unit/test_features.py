@@ -157,11 +157,27 @@ def test_derived_features_need_named_columns():
         DerivedFeatures(()).fit(np.zeros((2, 2)))
 
 
-@pytest.mark.parametrize("kind", ["tree", "linear"])
-def test_unseen_and_missing_categories_never_crash(kind):
+def test_tree_encoding_keeps_categories_and_missing_apart():
     spec = tiny_spec()
     train = frame_at(pd.date_range("2026-01-13", periods=200, freq="h", tz="UTC"))
-    pre = build_preprocessor(spec, kind).fit(train[list(spec.model_columns)])
+    pre = build_preprocessor(spec, "tree").fit(train[list(spec.model_columns)])
+    score = train[list(spec.model_columns)].head(4).copy()
+    score["colour"] = pd.Series(["green", None, "red", "blue"], dtype=object)
+    score.loc[3, "x"] = np.nan
+    out = pre.transform(score)
+    labels = [label for label, _ in output_sources(spec, pre)]
+    assert list(out.columns) == labels
+    # An unseen category joins <other>; a missing one stays missing (XGBoost routes it).
+    assert list(out["colour"].cat.categories) == ["blue", "red", "<other>"]
+    assert out["colour"].tolist()[0] == "<other>" and pd.isna(out["colour"].tolist()[1])
+    assert out["colour"].tolist()[2:] == ["red", "blue"]
+    assert out["x"].dtype == np.float32 and np.isnan(out["x"].iloc[3])
+
+
+def test_linear_encoding_is_one_hot_with_other_and_missing():
+    spec = tiny_spec()
+    train = frame_at(pd.date_range("2026-01-13", periods=200, freq="h", tz="UTC"))
+    pre = build_preprocessor(spec, "linear").fit(train[list(spec.model_columns)])
     score = train[list(spec.model_columns)].head(4).copy()
     score["colour"] = pd.Series(["green", None, "red", "blue"], dtype=object)
     score.loc[3, "x"] = np.nan
@@ -169,27 +185,48 @@ def test_unseen_and_missing_categories_never_crash(kind):
     labels = [label for label, _ in output_sources(spec, pre)]
     assert out.shape == (4, len(labels))
     colour = [i for i, label in enumerate(labels) if label.startswith("colour=")]
-    assert [labels[i] for i in colour] == ["colour=blue", "colour=red"]
-    np.testing.assert_array_equal(out[:, colour], [[0, 0], [0, 0], [0, 1], [1, 0]])
-    x = labels.index("x")
-    assert np.isnan(out[3, x]) if kind == "tree" else np.isfinite(out[:, x]).all()
+    assert [labels[i] for i in colour] == ["colour=blue", "colour=red", "colour=<other>", "colour=<missing>"]
+    np.testing.assert_array_equal(out[:, colour], [[0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0], [1, 0, 0, 0]])
+    assert np.isfinite(out[:, labels.index("x")]).all()
 
 
-def test_categorical_dtype_at_scoring_encodes_like_strings():
+def test_linear_encoding_matches_imputer_and_scaler():
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    spec = tiny_spec()
+    train = frame_at(pd.date_range("2026-01-13", periods=300, freq="h", tz="UTC"))
+    train.loc[::7, "x"] = np.nan
+    pre = build_preprocessor(spec, "linear").fit(train[list(spec.model_columns)])
+    labels = [label for label, _ in output_sources(spec, pre)]
+    got = pre.transform(train[list(spec.model_columns)])[:, labels.index("x")]
+    want = StandardScaler().fit_transform(SimpleImputer(strategy="median").fit_transform(train[["x"]]))[:, 0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["tree", "linear"])
+def test_categorical_dtype_at_scoring_encodes_like_strings(kind):
     spec = tiny_spec()
     train = frame_at(pd.date_range("2026-01-13", periods=50, freq="h", tz="UTC"))
-    pre = build_preprocessor(spec, "tree").fit(train[list(spec.model_columns)])
+    pre = build_preprocessor(spec, kind).fit(train[list(spec.model_columns)])
     as_category = train[list(spec.model_columns)].astype({"colour": "category"})
-    np.testing.assert_array_equal(pre.transform(as_category), pre.transform(train[list(spec.model_columns)]))
+    as_object = train[list(spec.model_columns)].astype({"colour": object})
+    want = np.asarray(pre.transform(train[list(spec.model_columns)]).astype(str) if kind == "tree"
+                      else pre.transform(train[list(spec.model_columns)]))
+    for frame in (as_category, as_object):
+        got = pre.transform(frame)
+        np.testing.assert_array_equal(np.asarray(got.astype(str) if kind == "tree" else got), want)
 
 
-def test_rare_categories_share_one_column():
+def test_rare_categories_join_other():
     spec = tiny_spec()
     train = frame_at(pd.date_range("2026-01-13", periods=2000, freq="min", tz="UTC"))
     train.loc[0, "colour"] = "mauve"
     pre = build_preprocessor(spec, "linear").fit(train[list(spec.model_columns)])
     labels = [label for label, _ in output_sources(spec, pre)]
-    assert "colour=<infrequent>" in labels and "colour=mauve" not in labels
+    assert "colour=<other>" in labels and "colour=mauve" not in labels
+    tree = build_preprocessor(spec, "tree").fit(train[list(spec.model_columns)])
+    assert tree.transform(train[list(spec.model_columns)].head(1))["colour"].tolist() == ["<other>"]
 
 
 def test_split_and_profile_writes_windows_and_train_profile(tmp_path, spec):
