@@ -5,6 +5,9 @@
 * **Data**: the demo model's lake, local, with ``rows / (train+valid+test days)`` rows a day over
   the run's whole read window (the labelled windows plus the ``label_delay_days`` before the
   as-of), generated once per size into ``--workdir``.
+* **Model**: the demo spec without its derived features (``--derived`` keeps them), so both
+  sides fit the same model on the same columns and their quality (AUC, early-stopping round) is
+  comparable.
 * **Pipeline**: ``python -m pipeline run credit_default --date <as-of>`` (ingest, validate,
   split, train with MLflow logging, evaluate with the bootstrap, register, report) in a child
   process on a fresh SQLite MLflow store and artifact root. Per stage: seconds, CPU seconds and
@@ -37,10 +40,29 @@ AS_OF = date(2026, 3, 1)
 MODEL = "credit_default"
 
 
-def _spec_days() -> tuple[int, int, dict[str, int]]:
+def write_spec(workdir: Path, derived: bool) -> Path:
+    """The benchmark's config directory: the demo spec, without derived features unless asked."""
+    import yaml
+
+    from pipeline.config import REPO_ROOT
+
+    raw = yaml.safe_load((REPO_ROOT / "config" / f"{MODEL}.yaml").read_text())
+    if not derived:
+        raw.pop("derived_features", None)
+    config = workdir / ("config_derived" if derived else "config")
+    config.mkdir(parents=True, exist_ok=True)
+    (config / f"{MODEL}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return config
+
+
+def _load_spec(config: Path | None = None):
     from pipeline.config import REPO_ROOT, Settings, load_spec
 
-    spec = load_spec(REPO_ROOT / "config" / f"{MODEL}.yaml", Settings.from_env({}))
+    return load_spec((config or REPO_ROOT / "config") / f"{MODEL}.yaml", Settings.from_env({}))
+
+
+def _spec_days() -> tuple[int, int, dict[str, int]]:
+    spec = _load_spec()
     w = spec.windows
     return w.total_days, spec.label_delay_days, {"train": w.train_days, "valid": w.valid_days, "test": w.test_days}
 
@@ -82,16 +104,16 @@ def _measure(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stdout": out.decode(errors="replace")}
 
 
-def _env(home: Path, lake: str) -> dict[str, str]:
+def _env(home: Path, lake: str, config: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "MLFLOW_TRACKING"))}
     env.update(PYTHONPATH=str(REPO), DRIFTLINE_HOME=str(home), DRIFTLINE_LAKE_ROOT=lake,
-               DRIFTLINE_CONFIG_DIR=str(REPO / "config"), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
+               DRIFTLINE_CONFIG_DIR=str(config), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
                OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), GX_ANALYTICS_ENABLED="false",
                MLFLOW_ENABLE_ASYNC_LOGGING="false")
     return env
 
 
-def run_pipeline(workdir: Path, lake: dict[str, Any]) -> dict[str, Any]:
+def run_pipeline(workdir: Path, lake: dict[str, Any], config: Path) -> dict[str, Any]:
     """The whole retrain in a child process, plus its per-stage split from the step records."""
     from pipeline.artifacts import date_prefix, latest_decision_uri
     from pipeline.storage import Store
@@ -99,7 +121,7 @@ def run_pipeline(workdir: Path, lake: dict[str, Any]) -> dict[str, Any]:
     home = workdir / "home_pipeline"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    env = _env(home, lake["lake"])
+    env = _env(home, lake["lake"], config)
     # Migrate the MLflow store first, as a nightly run finds it: the first touch costs seconds.
     subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
                    env=env, check=True, capture_output=True)
@@ -123,14 +145,14 @@ def run_pipeline(workdir: Path, lake: dict[str, Any]) -> dict[str, Any]:
             "train_timings": train.get("timings")}
 
 
-def run_bare(workdir: Path, lake: dict[str, Any]) -> dict[str, Any]:
-    measured = _measure([sys.executable, "-m", "benchmarks.pipeline", "--bare", "--lake", lake["lake"]],
-                        _env(workdir / "home_bare", lake["lake"]), REPO)
+def run_bare(workdir: Path, lake: dict[str, Any], config: Path) -> dict[str, Any]:
+    measured = _measure([sys.executable, "-m", "benchmarks.pipeline", "--bare", "--lake", lake["lake"],
+                         "--config", str(config)], _env(workdir / "home_bare", lake["lake"], config), REPO)
     result = json.loads(measured.pop("stdout").strip().splitlines()[-1])
     return {**measured, **result}
 
 
-def bare(lake: str) -> dict[str, Any]:
+def bare(lake: str, config: Path) -> dict[str, Any]:
     """The hand-written version of the run's work (see the module docstring)."""
     import numpy as np
     import pyarrow as pa
@@ -138,9 +160,7 @@ def bare(lake: str) -> dict[str, Any]:
     import xgboost as xgb
     from sklearn.metrics import roc_auc_score
 
-    from pipeline.config import REPO_ROOT, Settings, load_spec
-
-    spec = load_spec(REPO_ROOT / "config" / f"{MODEL}.yaml", Settings.from_env({}))
+    spec = _load_spec(config)
     end = datetime.combine(AS_OF, datetime.min.time(), timezone.utc) - timedelta(days=spec.label_delay_days)
     w = spec.windows
     test0 = end - timedelta(days=w.test_days)
@@ -187,20 +207,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="labelled rows in the run's windows")
     parser.add_argument("--workdir", default="/tmp/driftline-bench-pipeline")
     parser.add_argument("--out", help="write the JSON here too")
+    parser.add_argument("--derived", action="store_true",
+                        help="keep the demo spec's derived features (the bare anchor has none)")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare:
-        print(json.dumps(bare(args.lake)))
+        print(json.dumps(bare(args.lake, Path(args.config))))
         return 0
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     lake = ensure_lake(workdir, args.rows)
+    config = write_spec(workdir, args.derived)
     load_before = os.getloadavg()
-    bare_result = run_bare(workdir, lake)
-    pipeline_result = run_pipeline(workdir, lake)
+    bare_result = run_bare(workdir, lake, config)
+    pipeline_result = run_pipeline(workdir, lake, config)
     result = {
-        "benchmark": "pipeline", "rows": args.rows, "data": lake,
+        "benchmark": "pipeline", "rows": args.rows, "data": lake, "derived_features": args.derived,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg(),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")},

@@ -101,6 +101,11 @@ TARGET_EXTRA_DAYS = 3
 TARGET_ADAPTED_DAYS = 3
 TARGET_GAP = {"binary": 0.01, "regression": 0.02}
 TARGET_RETRAIN_SHARE = 0.2
+#: Imported up front by a stream's process (see :func:`quiet`).
+PIPELINE_MODULES = ("pipeline.adaptation", "pipeline.cli", "pipeline.demo", "pipeline.drift", "pipeline.drift_report",
+                    "pipeline.estimate", "pipeline.evaluate", "pipeline.features", "pipeline.ingest", "pipeline.metrics",
+                    "pipeline.monitor", "pipeline.profile", "pipeline.promotion", "pipeline.registry",
+                    "pipeline.retrain", "pipeline.retraining", "pipeline.runenv", "pipeline.train", "pipeline.validate")
 POLICY_STYLE = {"loop": ("tab:red", "-"), "nightly": ("tab:blue", "-"), "periodic": ("tab:green", "-"),
                 "never": ("tab:gray", "--"), "oracle": ("black", ":")}
 
@@ -178,10 +183,10 @@ def git_head() -> str | None:
     return out.stdout.strip() or None
 
 
-def quiet() -> None:
+def quiet(preload: bool = False) -> None:
     """Silence library INFO logs, warnings and progress bars: the benchmark prints one line per
-    day and policy. Imports the pipeline's modules now, so a process runs the code it hashed at
-    start even while someone edits the tree."""
+    day and policy. With ``preload``, import the pipeline's modules now, so a process that runs
+    streams for an hour runs the code it hashed at start even while someone edits the tree."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -192,11 +197,7 @@ def quiet() -> None:
         handler.setLevel(logging.ERROR)
     import importlib
 
-    for name in ("mlflow", "pipeline.adaptation", "pipeline.cli", "pipeline.demo", "pipeline.drift",
-                 "pipeline.drift_report", "pipeline.estimate", "pipeline.evaluate", "pipeline.features",
-                 "pipeline.ingest", "pipeline.metrics", "pipeline.monitor", "pipeline.profile", "pipeline.promotion",
-                 "pipeline.registry", "pipeline.retrain", "pipeline.retraining", "pipeline.runenv", "pipeline.train",
-                 "pipeline.validate"):
+    for name in ("mlflow", *(PIPELINE_MODULES if preload else ())):
         importlib.import_module(name)
     for name in ("mlflow", "great_expectations", "alembic", "py.warnings", "pipeline"):
         logging.getLogger(name).setLevel(logging.CRITICAL if name == "pipeline" else logging.ERROR)
@@ -448,7 +449,7 @@ def _monitor_day(spec: Any, settings: Any, day: str) -> dict[str, Any]:
     except ValidationFailed as err:
         return {"status": "bad_data", "retrain": False, "error": str(err)[:300]}
     out = monitor.measure_step(env, champion, validated)
-    record = env.store.read_json(out["decision_uri"])
+    record = env.store.read_json(_field(out, "decision_uri"))
     change, shift, forecast = record.get("change"), record.get("feature_change"), record.get("forecast")
     return {
         "status": record["status"], "retrain": bool(record["retrain"]), "kind": record.get("kind"),
@@ -463,8 +464,13 @@ def _monitor_day(spec: Any, settings: Any, day: str) -> dict[str, Any]:
         "weighted_drift": (record.get("feature_drift") or {}).get("weighted"),
         "observations": [{k: o.get(k) for k in ("source", "day", "value", "z")}
                          for o in record.get("observations", [])],
-        "trigger_conf": out.get("trigger_conf"),
+        "trigger_conf": _field(out, "trigger_conf"),
     }
+
+
+def _field(result: Any, name: str) -> Any:
+    """A step result's field, whether the step returns a dict or a typed record."""
+    return result.get(name) if isinstance(result, dict) else getattr(result, name, None)
 
 
 def _retrain_day(spec: Any, settings: Any, day: str, trigger: dict[str, Any]) -> dict[str, Any]:
@@ -475,7 +481,7 @@ def _retrain_day(spec: Any, settings: Any, day: str, trigger: dict[str, Any]) ->
     started = time.perf_counter()
     error = None
     try:
-        decision_uri = retrain.run_all(env)["decision_uri"]
+        decision_uri = _field(retrain.run_all(env), "decision_uri")
     except retrain.RunFailed as err:  # the run's record is still written, in its own prefix
         error, decision_uri = str(err)[:300], f"{env.run_prefix}/decision.json"
     try:
@@ -700,7 +706,7 @@ def run_oracle(run: StreamRun, frames: list[Any]) -> dict[str, Any]:
 
 def run_stream(name: str, config: Config, code: str) -> str:
     """Everything one stream needs, in this process; results land in the workdir."""
-    quiet()
+    quiet(preload=True)
     run = stream_run(name, config, code)
     run.root.mkdir(parents=True, exist_ok=True)
     os.chdir(run.root)

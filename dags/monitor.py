@@ -42,6 +42,8 @@ def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
         render_template_as_native_obj=True,
         default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=20)},
         params={
+            "verbose": Param(False, type="boolean",
+                             description="Also log Great Expectations', MLflow's and boto's INFO messages."),
             "as_of_date": Param(None, type=["null", "string"], format="date", description="Judge the window before this day (UTC)."),
         },
     )

@@ -52,6 +52,8 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
             "reason": Param(None, type=["null", "string"], maxLength=2000,
                             description="Why (up to 2,000 characters; link a ticket): required with force_promote, "
                                         "which the run enforces; recorded."),
+            "verbose": Param(False, type="boolean",
+                             description="Also log Great Expectations', MLflow's and boto's INFO messages."),
             "as_of_date": Param(None, type=["null", "string"], format="date", description="Read data before this day (UTC)."),
             "train_days": Param(None, type=["null", "integer"], minimum=1, description="Override the spec's train window."),
             "valid_days": Param(None, type=["null", "integer"], minimum=1, description="Override the valid window."),

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m pipeline`` parser; each sub-command sets ``func`` to its ``cmd_*``."""
     parser = argparse.ArgumentParser(prog="python -m pipeline",
                                      description="driftline: retraining pipeline commands (no Airflow needed).")
+    _log_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from pipeline.demo import BAD_KINDS, DRIFT_KINDS, TASKS
@@ -180,7 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--margin", type=float, default=0.1, help="relative widening of numeric ranges")
     suggest.add_argument("--out", help="write the suite here instead of printing it")
     suggest.set_defaults(func=cmd_suggest_suite)
+    for command in sub.choices.values():  # accepted after the command too: `run ... --verbose`
+        _log_flags(command, argparse.SUPPRESS)
     return parser
+
+
+def _log_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    logs = parser.add_mutually_exclusive_group()
+    logs.add_argument("-v", "--verbose", action="store_true", default=default,
+                      help="also show the INFO logs of Great Expectations, MLflow and the other libraries")
+    logs.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings and errors only")
 
 
 def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -426,8 +436,15 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     """Parse ``argv``, run the command, and return the exit status (2 on a DriftlineError)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from pipeline.logs import configure, level_from_env
     from pipeline.redact import install_log_redaction, redact
+
+    level, verbose = level_from_env()
+    if args.verbose:
+        verbose, level = True, min(level, logging.INFO)
+    if args.quiet:
+        level = logging.WARNING
+    configure(level, verbose, handler=True)
 
     install_log_redaction()
     check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = getattr(args, "check", None)

@@ -136,8 +136,13 @@ def run_step(model: str, step: Callable[..., Any], *args: Any) -> Any:
     I/O, a lease another run holds) and anything else (a timeout) propagate and get the task's
     retries, with the secrets of their message redacted.
     """
+    from airflow.sdk import get_current_context
+
+    from pipeline.logs import configure, level_from_env
     from pipeline.redact import install_log_redaction
 
+    level, verbose = level_from_env()
+    configure(level, verbose or bool((get_current_context().get("params") or {}).get("verbose")))
     install_log_redaction()
     return call_step(run_env(model), step, *args)
 
