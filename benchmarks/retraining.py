@@ -173,14 +173,18 @@ def code_hash() -> str:
 
 
 def git_head() -> str | None:
+    """``HEAD``, plus the files under the hashed folders that differ from it (read-only git)."""
     import subprocess
 
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5,
-                             check=True)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "config", "expectations"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    changed = sorted(line[3:] for line in dirty if line.strip())
+    return head + (f" + uncommitted {', '.join(changed)}" if changed else "")
 
 
 def quiet(preload: bool = False) -> None:

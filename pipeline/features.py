@@ -230,12 +230,20 @@ def split_frame(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime
         EmptySplitError: a window has no rows; names the window, its bounds and the data's span.
         LeakageError: a window's newest row is not strictly older than the next window's oldest.
     """
-    ts_col = spec.timestamp_column
-    if ts_col not in df.columns:
-        raise SplitError(f"timestamp column {ts_col!r} is missing; columns are {sorted(df.columns)}")
-    ts = _as_utc_series(df[ts_col])
-    bounds = bounds or window_bounds(spec, data_interval_end)
-    parts: list[pd.DataFrame] = []
+    if spec.timestamp_column not in df.columns:
+        raise SplitError(f"timestamp column {spec.timestamp_column!r} is missing; columns are {sorted(df.columns)}")
+    rows = _window_rows(spec, df, bounds or window_bounds(spec, data_interval_end))
+    parts = [df.iloc[rows[name]].reset_index(drop=True) for name in WINDOW_NAMES]
+    return parts[0], parts[1], parts[2]
+
+
+def _window_rows(spec: "ModelSpec", df: pd.DataFrame, bounds: dict[str, tuple[datetime, datetime]]
+                 ) -> dict[str, np.ndarray]:
+    """Each window's row positions in ``df``, in timestamp order (stable); raises
+    :class:`EmptySplitError` for an empty window and :class:`LeakageError` when windows overlap."""
+    ts = _as_utc_series(df[spec.timestamp_column])
+    stamps = ts.to_numpy()
+    out: dict[str, np.ndarray] = {}
     for name in WINDOW_NAMES:
         start, end = bounds[name]
         mask = ((ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))).to_numpy(dtype=bool, na_value=False)
@@ -246,10 +254,31 @@ def split_frame(spec: "ModelSpec", df: pd.DataFrame, data_interval_end: datetime
                 f"{name} window [{start.isoformat()}, {end.isoformat()}) has no rows; {span}. "
                 f"Ingest more days or shrink windows.{name}_days in the {spec.name} spec."
             )
-        order = np.argsort(ts[mask].to_numpy(), kind="stable")
-        parts.append(df.loc[mask].iloc[order].reset_index(drop=True))
-    _check_no_leakage(parts, ts_col)
-    return parts[0], parts[1], parts[2]
+        positions = np.flatnonzero(mask)
+        out[name] = positions[np.argsort(stamps[positions], kind="stable")]
+    for a, b in zip(WINDOW_NAMES, WINDOW_NAMES[1:]):
+        a_max, b_min = pd.Timestamp(stamps[out[a]].max()), pd.Timestamp(stamps[out[b]].min())
+        if not a_max < b_min:
+            raise LeakageError(
+                f"{a} window's newest row ({a_max.isoformat()}) is not older than the {b} window's "
+                f"oldest ({b_min.isoformat()}): by {(a_max - b_min).total_seconds():.0f} s; the split would "
+                f"train on the period it is evaluated on.")
+    return out
+
+
+class _Rows:
+    """Rows ``positions`` of ``df`` as a read-only frame-like: ``rows[col]`` copies one column
+    (what the profile needs) instead of the whole window."""
+
+    def __init__(self, df: pd.DataFrame, positions: np.ndarray):
+        self._df, self._positions = df, positions
+        self.columns = df.columns
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, column: str) -> pd.Series:
+        return self._df[column].iloc[self._positions].reset_index(drop=True)
 
 
 def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefix: str,
@@ -275,15 +304,23 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
         EmptySplitError, LeakageError: see :func:`split_frame`.
     """
     raw = store.read_bytes(clean_uri)
+    source_sha256 = hashlib.sha256(raw).hexdigest()
     df = _parquet_frame(raw, clean_uri)
+    del raw
+    if spec.timestamp_column not in df.columns:
+        raise SplitError(f"timestamp column {spec.timestamp_column!r} is missing; columns are {sorted(df.columns)}")
     bounds, plan = plan_windows(spec, df, data_interval_end, change_point=change_point, mode=mode)
     labelled_end = bounds["test"][1]
     ts = _as_utc_series(df[spec.timestamp_column])
     late = (ts >= pd.Timestamp(labelled_end)).to_numpy(dtype=bool, na_value=False)
     recent = df.loc[late].drop(columns=[spec.target_column], errors="ignore").reset_index(drop=True)
-    parts = dict(zip(WINDOW_NAMES, split_frame(spec, df.loc[~late], data_interval_end, bounds=bounds)))
-    uris = {name: store.write_parquet(join(out_prefix, f"{name}.parquet"), part) for name, part in parts.items()}
+    # Windows end at the labelled end, so no recent row is in one. Each window is written
+    # straight from the snapshot frame (no copy when its rows are already in time order).
+    positions = _window_rows(spec, df, bounds)
+    uris = {name: _write_rows(store, join(out_prefix, f"{name}.parquet"), df, positions[name])
+            for name in WINDOW_NAMES}
     recent_uri = store.write_parquet(join(out_prefix, "recent.parquet"), recent) if len(recent) else ""
+    parts = _LazyParts(df, positions)
     profile_rows, profile_window, reference = _reference_rows(spec, plan, parts, recent, bounds, data_interval_end)
     reference_uri = store.write_parquet(join(out_prefix, "reference.parquet"), reference)
     profile = build_profile(profile_rows, spec, window=profile_window)
@@ -292,27 +329,57 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     return Split(
         train_uri=uris["train"], valid_uri=uris["valid"], test_uri=uris["test"], profile_uri=profile_uri,
         windows={n: [s.isoformat(), e.isoformat()] for n, (s, e) in bounds.items()},
-        rows={n: int(len(p)) for n, p in parts.items()} | {"recent": int(len(recent))},
+        rows={n: int(len(p)) for n, p in positions.items()} | {"recent": int(len(recent))},
         data_interval_end=_utc(data_interval_end).isoformat(),
-        source_uri=clean_uri, source_sha256=hashlib.sha256(raw).hexdigest(),
+        source_uri=clean_uri, source_sha256=source_sha256,
         labelled_end=labelled_end.isoformat(), recent_uri=recent_uri, reference_uri=reference_uri,
         plan=plan.to_dict(),
     )
 
 
-def _reference_rows(spec: "ModelSpec", plan: WindowPlan, parts: dict[str, pd.DataFrame], recent: pd.DataFrame,
+def _write_rows(store: Store, uri: str, df: pd.DataFrame, positions: np.ndarray) -> str:
+    """Write rows ``positions`` of ``df`` in that order: straight from ``df`` with a row mask
+    when the positions ascend (rows already in time order), else as a reordered copy."""
+    if positions.size < 2 or bool(np.all(np.diff(positions) > 0)):
+        keep = np.zeros(len(df), dtype=bool)
+        keep[positions] = True
+        return store.write_parquet(uri, df, rows=keep)
+    return store.write_parquet(uri, df.iloc[positions].reset_index(drop=True))
+
+
+class _LazyParts(dict):
+    """Window name -> frame, built on first use; ``profile_rows`` of the train window copies
+    column by column (:class:`_Rows`)."""
+
+    def __init__(self, df: pd.DataFrame, positions: dict[str, np.ndarray]):
+        super().__init__()
+        self._df, self._positions = df, positions
+
+    def __missing__(self, name: str) -> pd.DataFrame:
+        frame = self._df.iloc[self._positions[name]].reset_index(drop=True)
+        self[name] = frame
+        return frame
+
+    def values(self) -> Any:  # type: ignore[override]
+        return [self[name] for name in WINDOW_NAMES]
+
+    def rows(self, name: str) -> _Rows:
+        return _Rows(self._df, self._positions[name])
+
+
+def _reference_rows(spec: "ModelSpec", plan: WindowPlan, parts: _LazyParts, recent: pd.DataFrame,
                     bounds: dict[str, tuple[datetime, datetime]], as_of: datetime
-                    ) -> tuple[pd.DataFrame, tuple[Any, Any], pd.DataFrame]:
+                    ) -> tuple[Any, tuple[Any, Any], pd.DataFrame]:
     """(profile rows, their window, score-reference rows) for the plan (see the module docstring)."""
     if plan.kind == "standard":
-        return parts["train"], bounds["train"], parts["test"]
+        return parts.rows("train"), bounds["train"], parts["test"]
     c = pd.Timestamp(_utc(datetime.fromisoformat(plan.change_point or "")))
     recent_after = recent.loc[(_as_utc_series(recent[spec.timestamp_column]) >= c).to_numpy(dtype=bool)] \
         if len(recent) else recent
     if plan.kind == "covariate":
         if len(recent_after) >= spec.drift.min_window_rows:
             return recent_after, (c, _utc(as_of)), recent_after
-        return parts["train"], bounds["train"], parts["test"]
+        return parts.rows("train"), bounds["train"], parts["test"]
     post = [p.loc[(_as_utc_series(p[spec.timestamp_column]) >= c).to_numpy(dtype=bool)] for p in parts.values()]
     rows = pd.concat([*post, recent_after], ignore_index=True)
     return rows, (c, _utc(as_of)), parts["test"]

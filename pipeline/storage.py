@@ -179,21 +179,64 @@ class Store(ABC):
         except json.JSONDecodeError as err:
             raise CorruptObject(f"{uri}: not valid JSON ({err})") from None
 
-    def write_parquet(self, uri: str, df: Any) -> str:
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        return self.write_bytes(uri, buf.getvalue())
+    def write_parquet(self, uri: str, df: Any, rows: Any = None) -> str:
+        """Write ``df`` (only the rows where the boolean array ``rows`` is true, if given).
+
+        With ``rows``, the file is written a slice of :data:`PARQUET_CHUNK_ROWS` rows at a time,
+        so selecting rows never copies the whole frame."""
+        if rows is None:
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=False)
+            return self.write_bytes(uri, buf.getvalue())
+        with tempfile.TemporaryDirectory(prefix="driftline-parquet-") as tmp:
+            local = Path(tmp) / "part.parquet"
+            _write_parquet_rows(local, df, rows)
+            return self.write_file(uri, local)
 
     def read_parquet(self, uri: str, columns: list[str] | None = None) -> Any:
+        """The parquet file as a frame; with ``columns``, only those of them the file has."""
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(self.open_read(uri), columns=columns)
+            source = self.open_read(uri)
+            if columns is not None:
+                present = set(pq.read_schema(source).names)
+                columns = [c for c in dict.fromkeys(columns) if c in present]
+                if hasattr(source, "seek"):
+                    source.seek(0)
+            table = pq.read_table(source, columns=columns)
         except StorageError:
             raise
         except Exception as err:  # pyarrow raises several types for corrupt files
             raise CorruptObject(f"{uri}: unreadable parquet ({err})") from None
         return table.to_pandas()
+
+
+#: Rows per slice when a selection of a frame is written (bounds the copy to one slice).
+PARQUET_CHUNK_ROWS = 1_000_000
+
+
+def _write_parquet_rows(path: str | Path, df: Any, rows: Any) -> None:
+    """Write the rows of ``df`` where ``rows`` is true, one slice at a time, in the schema (and
+    pandas metadata) that ``df.to_parquet`` would write."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keep = np.asarray(rows, dtype=bool)
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    with pq.ParquetWriter(str(path), schema) as writer:
+        wrote = False
+        for start in range(0, len(df), PARQUET_CHUNK_ROWS):
+            part = keep[start:start + PARQUET_CHUNK_ROWS]
+            if not part.any():
+                continue
+            chunk = df.iloc[start:start + PARQUET_CHUNK_ROWS]
+            chunk = chunk if part.all() else chunk.loc[part]
+            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            wrote = True
+        if not wrote:
+            writer.write_table(pa.Table.from_pandas(df.iloc[:0], schema=schema, preserve_index=False))
 
 
 class LocalStore(Store):
@@ -235,8 +278,10 @@ class LocalStore(Store):
     def write_file(self, uri: str, local_path: str | Path) -> str:
         return self._publish(uri, lambda tmp: shutil.copyfile(local_path, tmp))
 
-    def write_parquet(self, uri: str, df: Any) -> str:
-        return self._publish(uri, lambda tmp: df.to_parquet(tmp, index=False))
+    def write_parquet(self, uri: str, df: Any, rows: Any = None) -> str:
+        if rows is None:
+            return self._publish(uri, lambda tmp: df.to_parquet(tmp, index=False))
+        return self._publish(uri, lambda tmp: _write_parquet_rows(tmp, df, rows))
 
     def create_exclusive(self, uri: str, data: bytes) -> bool:
         path = self._path(uri)

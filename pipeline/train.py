@@ -141,11 +141,13 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
             two classes 0/1 in the train window, or there are no feature columns.
         StorageError: a split file cannot be read.
     """
-    frames = {name: store.read_parquet(split.window_uri(name)) for name in WINDOW_NAMES}
+    # Only the columns training uses (the windows keep every column for evaluation and audits).
+    needed = [*spec.model_columns, spec.target_column, spec.timestamp_column]
+    frames = {name: store.read_parquet(split.window_uri(name), columns=needed) for name in WINDOW_NAMES}
     columns = list(spec.model_columns)
     X = {name: frame[columns] for name, frame in frames.items()}
     y = {name: _target(spec, frame, name, split.window_uri(name)) for name, frame in frames.items()}
-    recent = store.read_parquet(split.recent_uri) if split.recent_uri else None
+    recent = store.read_parquet(split.recent_uri, columns=needed) if split.recent_uri else None
 
     started = time.perf_counter()
     trials, w_valid, w_test, adaptation = _weighting(spec, split, frames, recent)
@@ -317,10 +319,26 @@ def _fit_candidate(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray
         raise TrainError(f"{spec.name}: the preprocessor produced no feature columns from {list(X_train.columns)}")
     M_valid = preprocess.transform(X_valid)
     model = candidate_estimator(spec)
-    model.fit(M_train, y_train, sample_weight=w_train, eval_set=[(M_valid, y_valid)],
-              sample_weight_eval_set=None if w_valid is None else [w_valid], verbose=False)
+    with _plain_dmatrix(model):
+        model.fit(M_train, y_train, sample_weight=w_train, eval_set=[(M_valid, y_valid)],
+                  sample_weight_eval_set=None if w_valid is None else [w_valid], verbose=False)
     best = getattr(model, "best_iteration", None)
     return Pipeline([("preprocess", preprocess), ("model", model)]), int(best if best is not None else spec.params.n_estimators - 1)
+
+
+@contextmanager
+def _plain_dmatrix(model: Any) -> Iterator[None]:
+    """Fit ``model`` on ``xgboost.DMatrix`` rather than the ``QuantileDMatrix`` the scikit-learn
+    wrapper picks for ``hist``: same trees (same quantile sketch and bins), and training measured
+    16 % faster on the demo at 1M rows (benchmarks/pipeline.py), for ~8 bytes per cell more while
+    it fits. Nothing of this is kept on the fitted model."""
+    import xgboost as xgb
+
+    model._create_dmatrix = lambda ref, **kwargs: xgb.DMatrix(**kwargs, nthread=model.n_jobs)
+    try:
+        yield
+    finally:
+        del model._create_dmatrix
 
 
 def _refit_candidate(spec: "ModelSpec", X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
@@ -331,7 +349,8 @@ def _refit_candidate(spec: "ModelSpec", X: pd.DataFrame, y: np.ndarray, w: np.nd
     preprocess = build_preprocessor(spec, "tree")
     M = preprocess.fit_transform(X)
     model = candidate_estimator(spec).set_params(n_estimators=max(1, rounds), early_stopping_rounds=None)
-    model.fit(M, y, sample_weight=w, verbose=False)
+    with _plain_dmatrix(model):
+        model.fit(M, y, sample_weight=w, verbose=False)
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
 

@@ -183,11 +183,11 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
         "data_docs_uri": join(out_prefix, "data_docs", "index.html"),
     }
     with tempfile.TemporaryDirectory(prefix="driftline-docs-") as docs_dir:
-        report, clean, quarantine = _validate(spec, frame, suite, Path(docs_dir))
+        report, keep, quarantine = _validate(spec, frame, suite, Path(docs_dir))
         if labelled_before is not None:
-            clean = mask_unlabelled(spec, clean, labelled_before)
+            frame = mask_unlabelled(spec, frame, labelled_before)
         store.write_parquet(uris["quarantine_uri"], quarantine)
-        store.write_parquet(uris["clean_uri"], clean)
+        store.write_parquet(uris["clean_uri"], frame, rows=keep)
         store.upload_dir(docs_dir, join(out_prefix, "data_docs"))
     report = {**report, "snapshot_uri": snapshot_uri, **uris}
     store.write_json(uris["report_uri"], report)
@@ -215,7 +215,8 @@ def validate_frame(spec: ModelSpec, df: pd.DataFrame, suite: dict) -> tuple[dict
         InvalidSuite: an expectation's meta is malformed or ``row_level`` on a type whose
             rows cannot be identified.
     """
-    return _validate(spec, df, suite, None)
+    report, keep, quarantine = _validate(spec, df, suite, None)
+    return report, df.loc[keep].reset_index(drop=True), quarantine
 
 
 def load_suite(spec: ModelSpec, expectations_dir: Path | None = None) -> dict:
@@ -425,7 +426,7 @@ def mask_unlabelled(spec: ModelSpec, frame: pd.DataFrame, before: Any) -> pd.Dat
     late = (pd.to_datetime(frame[spec.timestamp_column], utc=True) >= cut).to_numpy(dtype=bool, na_value=False)
     if not late.any():
         return frame
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: only the target column is copied
     target = out[spec.target_column]
     if pd.api.types.is_integer_dtype(target.dtype):
         out[spec.target_column] = target.astype("Int64")
@@ -477,12 +478,14 @@ def _known_expectation_types() -> set[str]:
     return set(list_registered_expectation_implementations())
 
 
-def _gx_view(df: pd.DataFrame) -> pd.DataFrame:
-    """The frame as GX 1.24 understands it: strings as object, timestamps as naive UTC."""
+def _gx_view(df: pd.DataFrame, strings_as_object: bool = False) -> pd.DataFrame:
+    """The frame as GX 1.24 understands it: timestamps as naive UTC; strings stay pandas ``str``
+    (:mod:`pipeline.gx_fast` types them ``object`` for GX) unless ``strings_as_object`` (for
+    GX's own engine, which needs the Python objects)."""
     view = df.copy(deep=False)
     for column in view.columns:
         dtype = view[column].dtype
-        if isinstance(dtype, pd.StringDtype):
+        if strings_as_object and isinstance(dtype, pd.StringDtype):
             view[column] = view[column].astype(object)
         elif isinstance(dtype, pd.DatetimeTZDtype):
             view[column] = view[column].dt.tz_convert("UTC").dt.tz_localize(None)
@@ -540,7 +543,9 @@ def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]],
 
 
 def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
-              docs_dir: Path | None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+              docs_dir: Path | None) -> tuple[dict, np.ndarray, pd.DataFrame]:
+    """``(report, clean-row mask, quarantined rows)``: the clean rows are left in ``df`` (a
+    caller writes them with the mask rather than copying the whole frame)."""
     expectations = _checked_expectations(_with_finite(suite, spec, df))
     name = suite.get("name") or spec.suite_name
     view = _gx_view(df)
@@ -567,7 +572,7 @@ def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
     bad = reasons != ""
     quarantine = df.loc[bad].reset_index(drop=True)
     quarantine[REASON_COLUMN] = pd.Series(reasons[bad], dtype="str")
-    clean = df.loc[~bad].reset_index(drop=True)
+    clean_rows = int(n - bad.sum())
     failures = [e for e in entries if not e["success"] and e["severity"] == "critical"]
     warnings = [e for e in entries if not e["success"] and e["severity"] == "warning"]
     policy = spec.validation
@@ -576,15 +581,15 @@ def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
     if fraction > policy.max_quarantine_fraction:
         problems.append(f"{int(bad.sum())} of {n} rows quarantined ({fraction:.2%}), over the limit of "
                         f"{policy.max_quarantine_fraction:.2%} (validation.max_quarantine_fraction)")
-    if len(clean) < policy.min_rows:
-        problems.append(f"only {len(clean)} valid rows remain, fewer than {policy.min_rows} "
+    if clean_rows < policy.min_rows:
+        problems.append(f"only {clean_rows} valid rows remain, fewer than {policy.min_rows} "
                         "(validation.min_rows)")
     reason_counts = pd.Series(reasons[bad]).str.split("; ").explode().value_counts() if bad.any() else None
     report = {
         "suite_name": name,
         "success": not problems,
         "rows": n,
-        "valid_rows": int(len(clean)),
+        "valid_rows": clean_rows,
         "quarantined_rows": int(bad.sum()),
         "quarantine_fraction": fraction,
         "max_quarantine_fraction": policy.max_quarantine_fraction,
@@ -595,7 +600,7 @@ def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
         "quarantine_reasons": {str(k): int(v) for k, v in reason_counts.items()} if reason_counts is not None else {},
         "results": entries,
     }
-    return report, clean, quarantine
+    return report, ~bad, quarantine
 
 
 def _condition(view: pd.DataFrame, kwargs: dict[str, Any]) -> np.ndarray:

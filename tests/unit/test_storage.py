@@ -260,3 +260,23 @@ def test_s3_exists_is_false_only_for_absent_objects(s3_client, s3_bucket):
     with pytest.raises(StorageError) as err:
         Store.for_uri("s3://x", dead).exists(f"s3://{s3_bucket}/here")
     assert err.value.retryable
+
+
+def test_write_parquet_rows_writes_the_selection_slice_by_slice(tmp_path, monkeypatch):
+    """A selection is written a slice at a time (no copy of the whole frame) and reads back as
+    the same rows with the same dtypes; an empty selection writes an empty file of that schema."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import storage
+
+    monkeypatch.setattr(storage, "PARQUET_CHUNK_ROWS", 7)
+    df = pd.DataFrame({"x": np.arange(30, dtype=float), "s": pd.Series([f"v{i % 4}" for i in range(30)], dtype="str"),
+                       "t": pd.date_range("2026-01-01", periods=30, freq="h", tz="UTC"),
+                       "y": pd.array([1, None] * 15, dtype="Int64")})
+    keep = (np.arange(30) % 3 != 0) & (np.arange(30) < 20)
+    store = storage.Store.for_uri(str(tmp_path))
+    back = store.read_parquet(store.write_parquet(str(tmp_path / "sel.parquet"), df, rows=keep))
+    pd.testing.assert_frame_equal(back, df.loc[keep].reset_index(drop=True))
+    empty = store.read_parquet(store.write_parquet(str(tmp_path / "none.parquet"), df, rows=np.zeros(30, bool)))
+    assert len(empty) == 0 and list(empty.dtypes) == list(df.dtypes)

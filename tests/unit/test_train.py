@@ -102,8 +102,12 @@ def test_run_records_params_metrics_tags_and_inputs(binary_run, mlflow_uri):
     assert len(digests) == 3 and all(digests)
     from mlflow.types.utils import _infer_schema
 
-    train_frame = binary_run[2].read_parquet(split.train_uri)
+    # The logged schema is that of the columns training reads: the model's inputs, target and timestamp.
+    spec = binary_run[0]
+    train_frame = binary_run[2].read_parquet(split.train_uri, columns=[*spec.model_columns, spec.target_column,
+                                                                       spec.timestamp_column])
     assert json.loads(inputs["train"].dataset.schema)["mlflow_colspec"] == _infer_schema(train_frame).to_dict()
+    assert spec.target_column in train_frame.columns and "application_id" not in train_frame.columns
     assert json.loads(inputs["train"].dataset.profile)["num_rows"] == 14_000
     for name, d in inputs.items():
         assert json.loads(d.dataset.source)["uri"] == split.window_uri(name)
