@@ -242,7 +242,8 @@ def _window_rows(spec: "ModelSpec", df: pd.DataFrame, bounds: dict[str, tuple[da
     """Each window's row positions in ``df``, in timestamp order (stable); raises
     :class:`EmptySplitError` for an empty window and :class:`LeakageError` when windows overlap."""
     ts = _as_utc_series(df[spec.timestamp_column])
-    stamps = ts.to_numpy()
+    # datetime64 in UTC (naive): a tz-aware Series' to_numpy() builds one Timestamp object a row.
+    stamps = ts.dt.tz_localize(None).to_numpy()
     out: dict[str, np.ndarray] = {}
     for name in WINDOW_NAMES:
         start, end = bounds[name]
@@ -257,7 +258,8 @@ def _window_rows(spec: "ModelSpec", df: pd.DataFrame, bounds: dict[str, tuple[da
         positions = np.flatnonzero(mask)
         out[name] = positions[np.argsort(stamps[positions], kind="stable")]
     for a, b in zip(WINDOW_NAMES, WINDOW_NAMES[1:]):
-        a_max, b_min = pd.Timestamp(stamps[out[a]].max()), pd.Timestamp(stamps[out[b]].min())
+        a_max, b_min = (pd.Timestamp(stamps[out[a]].max(), tz="UTC"),
+                        pd.Timestamp(stamps[out[b]].min(), tz="UTC"))
         if not a_max < b_min:
             raise LeakageError(
                 f"{a} window's newest row ({a_max.isoformat()}) is not older than the {b} window's "

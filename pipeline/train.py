@@ -158,9 +158,11 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         only = next(iter(trials.values()))
         side.start("baseline", _fit_baseline, spec, X["train"], y["train"], only)
     fitted: dict[str, tuple[Any, int, float | None]] = {}
+    valid_scores: dict[str, np.ndarray] = {}
     for strategy, w_train in trials.items():
         model, best = _fit_candidate(spec, X["train"], y["train"], X["valid"], y["valid"], w_train, w_valid)
-        value = _metrics(spec, y["valid"], score(spec, model, X["valid"]), w_valid)[spec.primary_metric]
+        valid_scores[strategy] = score(spec, model, X["valid"])
+        value = _metrics(spec, y["valid"], valid_scores[strategy], w_valid)[spec.primary_metric]
         fitted[strategy] = (model, best, value)
     chosen = _best_strategy(spec, fitted)
     candidate, best_iteration, _ = fitted[chosen]
@@ -173,7 +175,7 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     if "baseline" not in side:
         side.start("baseline", _fit_baseline, spec, X["train"], y["train"], w_train)
     baseline, baseline_seconds = side.result("baseline")
-    scores = {"candidate": score(spec, candidate, X["valid"]), "baseline": score(spec, baseline, X["valid"])}
+    scores = {"candidate": valid_scores[chosen], "baseline": score(spec, baseline, X["valid"])}
     metrics = {f"valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["candidate"], w_valid).items()}
     metrics |= {f"baseline_valid_{k}": v for k, v in _metrics(spec, y["valid"], scores["baseline"], w_valid).items()}
     if (split.plan or {}).get("kind") == "anchored":
