@@ -1,0 +1,52 @@
+"""The benchmarks stay runnable: each one end to end at a tiny size, its JSON complete. Nothing
+here asserts a time (measurements live in benchmarks/results/, taken on an idle machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _run(args: list[str], tmp_path) -> dict:
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "MLFLOW_TRACKING"))}
+    env.update(PYTHONPATH=str(REPO), DRIFTLINE_HOME=str(tmp_path / "home"), GX_ANALYTICS_ENABLED="false")
+    proc = subprocess.run([sys.executable, "-m", *args, "--out", str(out)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_pipeline_benchmark_compares_the_whole_run_with_the_bare_work(tmp_path):
+    report = _run(["benchmarks.pipeline", "--rows", "20000", "--workdir", str(tmp_path / "work")], tmp_path)
+    assert report["rows"] == 20000 and report["machine"]["cores"]
+    assert len(report["machine"]["load_average_before"]) == 3
+    stages = report["pipeline"]["stages"]
+    assert list(stages) == ["ingest", "validate", "split", "train", "evaluate", "promote"]
+    for name, stage in stages.items():
+        assert stage["seconds"] > 0 and stage["cpu_seconds"] > 0 and stage["peak_rss_mb"] > 0, name
+    for side in ("pipeline", "bare"):
+        assert report[side]["seconds"] > 0 and report[side]["peak_rss_mb"] > 0
+    assert report["pipeline"]["status"] == "promoted"
+    # Same rows, same parameters, same model: the comparison is of orchestration only.
+    assert abs(report["quality"]["roc_auc_difference"]) < 0.002
+    assert report["quality"]["best_iteration"][0] == report["quality"]["best_iteration"][1]
+    assert set(report["ratio"]) == {"wall", "cpu", "peak_rss"}
+
+
+@pytest.mark.parametrize("args", [
+    ["benchmarks.ingest", "--rows", "20000"],
+    ["benchmarks.train", "--rows", "20000"],
+    ["benchmarks.evaluate", "--rows", "5000", "--replicates", "50"],
+], ids=["ingest", "train", "evaluate"])
+def test_stage_benchmarks_write_their_json(tmp_path, args):
+    report = _run(args, tmp_path)
+    assert report, args
