@@ -121,6 +121,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.ingest --rows 1000000 --out benchmarks/results/ingest.json
 	$(BIN)/python -m benchmarks.train --rows 1000000 --out benchmarks/results/train.json
 	$(BIN)/python -m benchmarks.evaluate --out benchmarks/results/evaluate.json
+	$(BIN)/python -m benchmarks.pipeline --rows 1000000 --out benchmarks/results/pipeline_1M.json
 
 clean: down
 	rm -rf $(DRIFTLINE_HOME)

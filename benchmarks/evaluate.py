@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from sklearn.metrics import roc_auc_score
 
-    from pipeline.evaluate import _bootstrap
+    from pipeline.metrics import bootstrap
 
     rng = np.random.default_rng(0)
     y = (rng.random(args.rows) < 0.2).astype(int)
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
     preds = {role: signal + rng.normal(scale=k, size=args.rows)
              for role, k in (("candidate", 0.3), ("baseline", 1.0), ("champion", 0.4))}
 
-    _, boot_wall, boot_cpu = _timed(lambda: _bootstrap("binary", y, preds, args.replicates, 0.5,
-                                                       np.random.default_rng(1)))
+    _, boot_wall, boot_cpu = _timed(lambda: bootstrap("binary", y, preds, args.replicates,
+                                                      np.random.default_rng(1), threshold=0.5))
 
     def anchor():
         idx_rng = np.random.default_rng(1)

@@ -91,8 +91,8 @@ def _anchor(spec: Any, split: Any, store: Any) -> dict[str, Any]:
     del train, valid
 
     started = time.perf_counter()
-    dtrain = xgb.DMatrix(M_train, label=y_train, nthread=spec.params.n_jobs)
-    dvalid = xgb.DMatrix(M_valid, label=y_valid, nthread=spec.params.n_jobs)
+    dtrain = xgb.DMatrix(M_train, label=y_train, nthread=spec.params.n_jobs, enable_categorical=True)
+    dvalid = xgb.DMatrix(M_valid, label=y_valid, nthread=spec.params.n_jobs, enable_categorical=True)
     dmatrix_seconds = time.perf_counter() - started
 
     estimator = candidate_estimator(spec)
