@@ -37,13 +37,13 @@ NIGHTLY_RUN := 2026-02-26
 MONITOR_DAYS := 2026-03-01 2026-03-02 2026-03-03 2026-03-04 2026-03-05 2026-03-06 2026-03-07 2026-03-08 \
   2026-03-09 2026-03-10 2026-03-11
 
-.PHONY: help venv run demo-data airflow-db up down test test-fast bench clean
+.PHONY: help venv run demo-data airflow-db up down test test-fast bench bench-monitor clean
 
 help:
 	@echo "make run    venv, install, demo data, retrain + monitor DAGs end to end, then where to look"
 	@echo "make test   the test suite"
 	@echo "make up     Airflow (standalone, SQLite) on :8080 and the MLflow UI on :5000; make down stops them"
-	@echo "make bench  benchmarks (JSON in benchmarks/results/)"
+	@echo "make bench  benchmarks (JSON in benchmarks/results/); make bench-monitor: the monitor vs Evidently"
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: requirements.txt
@@ -122,6 +122,11 @@ bench: venv
 	$(BIN)/python -m benchmarks.train --rows 1000000 --out benchmarks/results/train.json
 	$(BIN)/python -m benchmarks.evaluate --out benchmarks/results/evaluate.json
 	$(BIN)/python -m benchmarks.pipeline --rows 1000000 --out benchmarks/results/pipeline_1M.json
+
+bench-monitor: venv
+	@test -x .venv-evidently/bin/python || ($(PYTHON) -m venv .venv-evidently && .venv-evidently/bin/pip install -q "evidently==0.7.23" "pandas<3")
+	@mkdir -p benchmarks/results
+	$(BIN)/python -m benchmarks.monitor --out benchmarks/results/monitor.json
 
 clean: down
 	rm -rf $(DRIFTLINE_HOME)

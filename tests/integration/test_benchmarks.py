@@ -50,3 +50,27 @@ def test_pipeline_benchmark_compares_the_whole_run_with_the_bare_work(tmp_path):
 def test_stage_benchmarks_write_their_json(tmp_path, args):
     report = _run(args, tmp_path)
     assert report, args
+
+
+def test_monitor_benchmark_flags_exactly_the_strong_shifts(tmp_path):
+    """The driftline side of benchmarks/monitor.py on a tiny shape: every strongly shifted column
+    flagged, no slightly shifted or unshifted one."""
+    from benchmarks import monitor
+
+    paths = monitor.generate(20_000, 24, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.monitor", "--side", "driftline", "--columns", "24",
+                           "--paths", json.dumps(paths)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result["drifted"]) == monitor._truth(24), result["drifted"]
+    assert result["seconds"] > 0 and result["peak_rss_mb"] > 0
+
+
+@pytest.mark.skipif(not (REPO / ".venv-evidently" / "bin" / "python").exists(),
+                    reason="Evidently runs from its own venv (pandas < 3): `make bench-monitor` creates .venv-evidently")
+def test_monitor_benchmark_against_evidently(tmp_path):
+    report = _run(["benchmarks.monitor", "--shapes", "5000x12", "--workdir", str(tmp_path / "work")], tmp_path)
+    shape = report["shapes"][0]
+    assert shape["verdicts"]["of"] == 12 and shape["evidently"]["version"]
+    assert shape["driftline"]["seconds"] > 0 and shape["evidently"]["seconds"] > 0
