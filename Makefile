@@ -37,7 +37,7 @@ NIGHTLY_RUN := 2026-02-26
 MONITOR_DAYS := 2026-03-01 2026-03-02 2026-03-03 2026-03-04 2026-03-05 2026-03-06 2026-03-07 2026-03-08 \
   2026-03-09 2026-03-10 2026-03-11
 
-.PHONY: help venv run demo-data airflow-db up down test test-fast bench bench-monitor clean
+.PHONY: help venv run demo-fresh demo-data airflow-db up down test test-fast bench bench-monitor clean
 
 help:
 	@echo "make run    venv, install, demo data, retrain + monitor DAGs end to end, then where to look"
@@ -63,7 +63,17 @@ airflow-db: venv
 	$(BIN)/airflow db migrate > $(DRIFTLINE_HOME)/airflow-db-migrate.log
 	@echo "airflow metadata DB ready ($(AIRFLOW_HOME))"
 
-run: demo-data airflow-db
+# The demo tells one story from an empty registry: an earlier demo's registry, MLflow runs,
+# artifacts and logs are moved aside (kept, never deleted) before it starts again.
+demo-fresh:
+	@if [ -e $(DRIFTLINE_HOME)/mlflow.db ] || [ -d $(DRIFTLINE_HOME)/artifacts ]; then \
+	  keep=$(DRIFTLINE_HOME)/previous/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$keep; \
+	  for f in mlflow.db mlartifacts artifacts demo-data.json; do \
+	    [ -e $(DRIFTLINE_HOME)/$$f ] && mv $(DRIFTLINE_HOME)/$$f $$keep/; done; \
+	  mv $(DRIFTLINE_HOME)/*.log $$keep/ 2>/dev/null; \
+	  echo "an earlier demo's registry, runs and artifacts are kept in $$keep"; fi; true
+
+run: demo-fresh demo-data airflow-db
 	@echo "== retrain__$(MODEL) for $(FIRST_RUN): the first champion"
 	@$(BIN)/airflow dags test retrain__$(MODEL) $(FIRST_RUN) > $(DRIFTLINE_HOME)/retrain-$(FIRST_RUN).log 2>&1 \
 	  || { tail -40 $(DRIFTLINE_HOME)/retrain-$(FIRST_RUN).log; exit 1; }
