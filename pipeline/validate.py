@@ -246,6 +246,8 @@ def load_suite(spec: ModelSpec, expectations_dir: Path | None = None) -> dict:
 #: ``suggest-suite``'s physical range: this many reference spans beyond the observed values
 #: (review it: the real physical limits of a column are domain knowledge).
 _PHYSICAL_SPANS = 10.0
+#: A typical range warns only when more than 0.1 % of a window's values leave it.
+TYPICAL_MOSTLY = 0.999
 
 
 def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.25) -> dict:
@@ -258,7 +260,8 @@ def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.25) ->
     errors of a ``min_rows`` window); for numeric columns a *physical* range (critical,
     row-level: 0 or ten spans below the observed minimum to ten spans above the maximum -- review
     it against the column's real limits) and a *typical* range widened by ``margin`` of the span
-    (warning), and categorical value sets (warnings: an unseen value is drift, not bad data); unique id
+    (warning when more than ``1 - TYPICAL_MOSTLY`` of the values leave it: a heavy tail puts a
+    few rows of every large clean window beyond any sample's maximum), and categorical value sets (warnings: an unseen value is drift, not bad data); unique id
     (critical, row-level); parseable timestamps when they arrive as strings (critical,
     row-level); ``target in {0, 1}`` for binary models (critical, row-level); at least
     ``min_rows`` rows (critical). Ranges of columns never negative in the reference stop at 0.
@@ -322,7 +325,7 @@ def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.25) ->
                                     mostly=quarantine_mostly)
             physical["meta"]["range"] = "physical"
             typical = _expectation("expect_column_values_to_be_between", "warning", False, column=column,
-                                   min_value=_round(floor), max_value=_round(high + pad))
+                                   min_value=_round(floor), max_value=_round(high + pad), mostly=TYPICAL_MOSTLY)
             typical["meta"]["range"] = "typical"
             expectations += [physical, typical]
         elif family == "string" and column != spec.id_column:

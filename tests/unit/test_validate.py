@@ -416,3 +416,16 @@ def test_an_unknown_expectation_type_names_the_suite_file_and_the_index(spec, tm
     msg = str(err.value)
     assert str(tmp_path / "credit_default.json") in msg and "expectation #3" in msg
     assert "unknown type 'expect_column_values_to_not_be_nul'" in msg and "expect_column_values_to_not_be_null" in msg
+
+
+def test_shipped_suite_is_quiet_on_a_large_clean_window(spec, shipped_suite):
+    """A training window of clean demo data (60 days, 120k rows) raises no warning: warnings
+    must mean something. Heavy tails (0.5 % income outliers) put a handful of rows beyond any
+    sample's maximum, so typical ranges warn only above 0.1 % of the values."""
+    window = demo_days(DAY, 60, rows_per_day=2000)
+    report, clean, quarantine = validate_frame(spec, window, shipped_suite)
+    assert report["success"] and report["failures"] == [], report["problems"]
+    assert report["warnings"] == [], report["warnings"]
+    assert len(clean) == len(window) and quarantine.empty
+    typical = [e for e in shipped_suite["expectations"] if e["meta"].get("range") == "typical"]
+    assert typical and all(e["kwargs"]["mostly"] == 0.999 for e in typical)
