@@ -110,7 +110,7 @@ up: venv airflow-db
 	@echo "waiting for Airflow (about 30 s) and MLflow (about 20 s)..."
 	@for i in $$(seq 1 90); do curl -sf http://127.0.0.1:8080/api/v2/monitor/health >/dev/null && break; sleep 2; done
 	@for i in $$(seq 1 60); do curl -sf http://127.0.0.1:5000/health >/dev/null && break; sleep 2; done
-	@echo "Airflow  http://127.0.0.1:8080   user admin, password: $$(cat $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated 2>/dev/null || echo 'see $(DRIFTLINE_HOME)/standalone.log')"
+	@echo "Airflow  http://127.0.0.1:8080   $$($(BIN)/python -c 'import json, sys; print(", ".join("user %s, password %s" % kv for kv in json.load(open(sys.argv[1])).items()))' $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated 2>/dev/null || echo "user and password: see $(DRIFTLINE_HOME)/standalone.log")"
 	@echo "MLflow   http://127.0.0.1:5000"
 	@echo "stop with: make down"
 

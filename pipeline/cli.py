@@ -14,6 +14,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Sequence
@@ -174,13 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     suggest = sub.add_parser("suggest-suite", help="draft a Great Expectations suite from a reference window",
                              description="Profile [date - days, date) of the model's source and print "
                                          "(or write) a GX suite JSON to start from.")
-    suggest.add_argument("--model", required=True)
+    suggest.add_argument("model", nargs="?", help="the model's name (as every other command takes it)")
+    suggest.add_argument("--model", dest="model_flag", help=argparse.SUPPRESS)  # the earlier spelling
     suggest.add_argument("--data", help="lake URI to profile instead of the spec's source (local or s3://)")
     suggest.add_argument("--date", type=_day, help="end of the reference window (default: today, UTC)")
     suggest.add_argument("--days", type=_positive, default=14)
     suggest.add_argument("--margin", type=float, default=0.1, help="relative widening of numeric ranges")
     suggest.add_argument("--out", help="write the suite here instead of printing it")
-    suggest.set_defaults(func=cmd_suggest_suite)
+    suggest.set_defaults(func=cmd_suggest_suite, check=_check_suggest)
     for command in sub.choices.values():  # accepted after the command too: `run ... --verbose`
         _log_flags(command, argparse.SUPPRESS)
     return parser
@@ -421,6 +423,14 @@ def cmd_suggest_suite(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _check_suggest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.model and args.model_flag and args.model != args.model_flag:
+        parser.error(f"suggest-suite: two models given ({args.model!r} and --model {args.model_flag!r})")
+    args.model = args.model or args.model_flag
+    if not args.model:
+        parser.error("suggest-suite: name the model, e.g. `suggest-suite credit_default --date 2026-02-01`")
+
+
 def _check_generate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.out is None and args.to_postgres is None:
         parser.error("generate: give --out, --to-postgres URL, or both")
@@ -451,7 +461,15 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     if check is not None:
         check(parser, args)
     try:
-        return args.func(args, settings or Settings.from_env())
+        status = args.func(args, settings or Settings.from_env())
+        sys.stdout.flush()
+        return status
     except DriftlineError as err:
         print(redact(f"driftline {args.command} failed ({type(err).__name__}): {err}"), file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`status | head`): not an error of this command. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK

@@ -588,9 +588,35 @@ def load_specs(config_dir: str | Path, settings: Settings | None = None) -> list
 
 
 def find_spec(name: str, settings: Settings | None = None) -> ModelSpec:
-    """The spec whose ``name`` is ``name`` in the configured directory."""
+    """The spec whose ``name`` is ``name`` in the configured directory.
+
+    Another model's broken spec does not stop this one from loading. A name that matches no
+    spec raises :class:`SpecError` listing the known models (the closest first) and any spec
+    file that could not be read, with its error."""
+    import difflib
+
     settings = settings or Settings.from_env()
-    for spec in load_specs(settings.config_dir, settings):
+    known: list[str] = []
+    broken: list[str] = []
+    found: list[tuple[Path, ModelSpec]] = []
+    for path in spec_paths(settings.config_dir):
+        try:
+            spec = load_spec(path, settings)
+        except SpecError as err:
+            if path.stem == name:  # the requested model's own spec is broken: say why
+                raise
+            broken.append(f"{path.name}: {err}")
+            continue
         if spec.name == name:
-            return spec
-    raise SpecError(f"no model named {name!r} in {settings.config_dir}")
+            found.append((path, spec))
+        known.append(spec.name)
+    if len(found) > 1:
+        raise SpecError(f"{settings.config_dir}: model {name!r} is defined by more than one spec: "
+                        f"{', '.join(p.name for p, _ in found)}")
+    if found:
+        return found[0][1]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(sorted(known)) or "none"
+    unreadable = f". Unreadable specs: {'; '.join(broken)}" if broken else ""
+    raise SpecError(f"no model named {name!r} in {settings.config_dir}{hint}. Known models: {listed}{unreadable}")

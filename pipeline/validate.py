@@ -261,8 +261,8 @@ def suggest_suite(spec: ModelSpec, df: pd.DataFrame, *, margin: float = 0.25) ->
     row-level: 0 or ten spans below the observed minimum to ten spans above the maximum -- review
     it against the column's real limits) and a *typical* range widened by ``margin`` of the span
     (warning when more than ``1 - TYPICAL_MOSTLY`` of the values leave it: a heavy tail puts a
-    few rows of every large clean window beyond any sample's maximum), and categorical value sets (warnings: an unseen value is drift, not bad data); unique id
-    (critical, row-level); parseable timestamps when they arrive as strings (critical,
+    few rows of every large clean window beyond any sample's maximum), and categorical value
+    sets (warnings: an unseen value is drift, not bad data); unique id (critical, row-level); parseable timestamps when they arrive as strings (critical,
     row-level); ``target in {0, 1}`` for binary models (critical, row-level); at least
     ``min_rows`` rows (critical). Ranges of columns never negative in the reference stop at 0.
 

@@ -47,7 +47,7 @@ def test_cli_run_status_show_rollback_suggest(settings, mlflow_uri, tmp_path, ca
     assert exit_info.value.code == 2 and "--force-promote needs --reason" in capsys.readouterr().err
 
     suite_path = tmp_path / "suite.json"
-    assert main(["suggest-suite", "--model", "credit_cli", "--date", "2026-02-01", "--days", "7",
+    assert main(["suggest-suite", "credit_cli", "--date", "2026-02-01", "--days", "7",
                  "--out", str(suite_path)], settings) == 0
     suite = json.loads(suite_path.read_text())
     assert len(suite["expectations"]) > 20 and suite["name"]
