@@ -18,23 +18,25 @@ URI in its conf and emits an asset event.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
 from driftline_airflow.runtime import run_step
-from driftline_airflow.specs import broken_spec_dag, model_specs
+from driftline_airflow.specs import broken_spec_dag, model_specs, spec_start_date
 
 IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
               "max_retry_delay": timedelta(minutes=10)}
 
 
-def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
+def build_monitor_dag(model: str, schedule: str | None, tags: list[str], start_date: Any = None):
+    start_date = start_date or pendulum.datetime(2000, 1, 1, tz="UTC")  # any date of the data: tests, backfills
     @dag(
         dag_id=f"monitor__{model}",
         schedule=schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        start_date=start_date,
         catchup=False,
         max_active_runs=1,
         tags=["driftline", "monitor", *tags],
@@ -94,6 +96,7 @@ def build_monitor_dag(model: str, schedule: str | None, tags: list[str]):
 
 _specs, _broken = model_specs()
 for _spec in _specs:
-    globals()[f"monitor__{_spec.name}"] = build_monitor_dag(_spec.name, _spec.monitor_schedule, [_spec.name, _spec.task])
+    globals()[f"monitor__{_spec.name}"] = build_monitor_dag(
+        _spec.name, _spec.monitor_schedule, [_spec.name, _spec.task], spec_start_date(_spec))
 for _bad in _broken:
     globals()[f"monitor__{_bad.stem}"] = broken_spec_dag("monitor", _bad)

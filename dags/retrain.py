@@ -22,12 +22,13 @@ Params (Trigger DAG w/ config): `dry_run`, `force_promote` + `reason`, `as_of_da
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
 from driftline_airflow.runtime import run_step
-from driftline_airflow.specs import broken_spec_dag, model_specs
+from driftline_airflow.specs import broken_spec_dag, model_specs, spec_start_date
 
 # Every task retries I/O (storage, source, tracking store, a lease another run holds); bad data,
 # a failed gate or a conflict fails the task at once (AirflowFailException), whatever the retries.
@@ -35,11 +36,12 @@ IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponen
               "max_retry_delay": timedelta(minutes=10)}
 
 
-def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
+def build_retrain_dag(model: str, schedule: str | None, tags: list[str], start_date: Any = None):
+    start_date = start_date or pendulum.datetime(2000, 1, 1, tz="UTC")  # any date of the data: tests, backfills
     @dag(
         dag_id=f"retrain__{model}",
         schedule=schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        start_date=start_date,
         catchup=False,
         max_active_runs=1,
         tags=["driftline", "retrain", *tags],
@@ -112,6 +114,7 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str]):
 
 _specs, _broken = model_specs()
 for _spec in _specs:
-    globals()[f"retrain__{_spec.name}"] = build_retrain_dag(_spec.name, _spec.schedule, [_spec.name, _spec.task])
+    globals()[f"retrain__{_spec.name}"] = build_retrain_dag(
+        _spec.name, _spec.schedule, [_spec.name, _spec.task], spec_start_date(_spec))
 for _bad in _broken:
     globals()[f"retrain__{_bad.stem}"] = broken_spec_dag("retrain", _bad)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -388,6 +389,13 @@ class ModelSpec(_Frozen):
     schedule: str | None = "@daily"
     monitor_schedule: str | None = "@daily"
     expectations_suite: str | None = None
+    expectations_dir: str | None = Field(
+        default=None, description="Folder of the suite file; a relative path is taken from the spec file's folder. "
+                                  "Default: the expectations/ folder beside the spec's folder (config/../expectations), "
+                                  "else the repository's.")
+    start_date: date | None = Field(
+        default=None, description="First day the DAGs' schedules cover; `airflow dags test` and backfills take any "
+                                  "date from it on (default 2000-01-01: any date of your data).")
     registered_model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")] | None = Field(
         default=None, description="MLflow registered model name (default: the spec name); letters, digits, . _ -")
     artifacts_conn_id: str = Field(default="aws_default", description="Airflow connection for s3:// artifacts.")
@@ -537,9 +545,23 @@ def parse_spec(data: Mapping[str, Any], *, path: Path | str = "<spec>", settings
     settings = settings or Settings.from_env()
     expanded = _expand(dict(data), settings.variables(), path, "")
     try:
-        return ModelSpec.model_validate(expanded)
+        spec = ModelSpec.model_validate(expanded)
     except ValidationError as err:
         raise SpecError(_format_errors(path, err)) from None
+    if path.is_file():
+        return spec.model_copy(update={"expectations_dir": _suites_beside(path, spec.expectations_dir)})
+    return spec
+
+
+def _suites_beside(spec_file: Path, given: str | None) -> str | None:
+    """Where a spec loaded from ``spec_file`` finds its suite: ``given`` (relative to the spec's
+    folder), else ``<spec folder>/../expectations`` when it exists, else ``None`` (the
+    repository's ``expectations/``)."""
+    folder = spec_file.resolve().parent
+    if given:
+        return str((folder / given).resolve()) if not Path(given).is_absolute() else given
+    beside = folder.parent / "expectations"
+    return str(beside) if beside.is_dir() else None
 
 
 def load_spec(path: str | Path, settings: Settings | None = None) -> ModelSpec:

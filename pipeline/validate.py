@@ -154,7 +154,8 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
         out_prefix: where ``validation.json``, ``quarantine.parquet``, ``clean.parquet`` and
             ``data_docs/`` go (overwritten on re-run).
         suite: a GX suite dict to use instead of the model's suite file.
-        expectations_dir: where suite files live (default ``<repo>/expectations``).
+        expectations_dir: where suite files live (default: the spec's ``expectations_dir``, found
+            beside the spec's folder, else ``<repo>/expectations``).
         labelled_before: rows stamped at or after this instant have no label yet (see the
             module docstring); ``None`` = every row is labelled.
 
@@ -226,7 +227,7 @@ def load_suite(spec: ModelSpec, expectations_dir: Path | None = None) -> dict:
         SuiteNotFound: the file is missing (the message names the path and how to create it).
         InvalidSuite: the file is not a JSON object with an ``expectations`` list.
     """
-    path = Path(expectations_dir or REPO_ROOT / "expectations") / f"{spec.suite_name}.json"
+    path = Path(expectations_dir or spec.expectations_dir or REPO_ROOT / "expectations") / f"{spec.suite_name}.json"
     if not path.is_file():
         raise SuiteNotFound(
             f"{path}: no expectation suite {spec.suite_name!r} for model {spec.name!r}; create one from a "

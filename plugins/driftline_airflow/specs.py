@@ -51,6 +51,15 @@ def model_specs() -> tuple[list[Any], list[BrokenSpec]]:
     return good, broken
 
 
+def spec_start_date(spec: Any) -> Any:
+    """The DAGs' ``start_date`` from the spec's ``start_date`` (midnight UTC), or ``None`` for the
+    factories' default (2000-01-01: `airflow dags test` and backfills accept any date of the data)."""
+    import pendulum
+
+    day = getattr(spec, "start_date", None)
+    return pendulum.datetime(day.year, day.month, day.day, tz="UTC") if day else None
+
+
 def broken_spec_dag(kind: str, broken: BrokenSpec) -> Any:
     """A paused DAG ``<kind>__<file stem>`` whose description and only task state the spec's error."""
     import pendulum

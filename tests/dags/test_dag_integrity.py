@@ -151,3 +151,23 @@ def test_the_trigger_form_submits_as_shipped(dagbag):
         reason = params.get_param("reason")
         assert reason.value is None and reason.schema["type"] == ["null", "string"]
         assert reason.schema["maxLength"] == 2000
+
+
+def test_start_dates_accept_any_date_of_the_data_or_the_specs_own(tmp_path, monkeypatch):
+    """`airflow dags test` and backfills on historical dates run: the default start date is
+    2000-01-01, and a spec's start_date sets it."""
+    import pendulum
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    spec = yaml.safe_load((REPO / "config" / "credit_default.yaml").read_text())
+    (tmp_path / "credit_default.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "dated.yaml").write_text(yaml.safe_dump({**spec, "name": "dated", "start_date": "2024-06-01"}))
+    monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(tmp_path))
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    for kind in ("retrain", "monitor"):
+        assert bag.dags[f"{kind}__credit_default"].start_date == pendulum.datetime(2000, 1, 1, tz="UTC")
+        assert bag.dags[f"{kind}__dated"].start_date == pendulum.datetime(2024, 6, 1, tz="UTC")
+        assert bag.dags[f"{kind}__dated"].catchup is False, "an early start date must not start a catch-up"

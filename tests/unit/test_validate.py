@@ -429,3 +429,31 @@ def test_shipped_suite_is_quiet_on_a_large_clean_window(spec, shipped_suite):
     assert len(clean) == len(window) and quarantine.empty
     typical = [e for e in shipped_suite["expectations"] if e["meta"].get("range") == "typical"]
     assert typical and all(e["kwargs"]["mostly"] == 0.999 for e in typical)
+
+
+def test_suites_are_found_beside_the_specs_folder(tmp_path, settings):
+    """A config folder outside the repository (DRIFTLINE_CONFIG_DIR) finds its suites in the
+    expectations/ folder beside it, or where the spec's expectations_dir says."""
+    from pipeline.config import load_spec
+
+    text = (REPO / "config" / "credit_default.yaml").read_text()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "expectations").mkdir()
+    (tmp_path / "config" / "credit_default.yaml").write_text(text)
+    mine = {"name": "credit_default", "expectations": [], "meta": {"mine": True}}
+    (tmp_path / "expectations" / "credit_default.json").write_text(json.dumps(mine))
+    spec = load_spec(tmp_path / "config" / "credit_default.yaml", settings)
+    assert spec.expectations_dir == str(tmp_path / "expectations")
+    assert load_suite(spec)["meta"] == {"mine": True}
+
+    (tmp_path / "config" / "suites").mkdir()
+    (tmp_path / "config" / "suites" / "credit_default.json").write_text(json.dumps({**mine, "meta": {"here": 1}}))
+    (tmp_path / "config" / "credit_default.yaml").write_text(text + "\nexpectations_dir: suites\n")
+    spec = load_spec(tmp_path / "config" / "credit_default.yaml", settings)
+    assert load_suite(spec)["meta"] == {"here": 1}
+
+    alone = tmp_path / "elsewhere" / "config"
+    alone.mkdir(parents=True)
+    (alone / "credit_default.yaml").write_text(text)
+    spec = load_spec(alone / "credit_default.yaml", settings)
+    assert spec.expectations_dir is None and load_suite(spec)["name"] == "credit_default", "the repository's suite"
