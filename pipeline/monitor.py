@@ -350,8 +350,12 @@ def _log_monitor_run(env: RunEnv, client: Any, report: Any, decision: Any, recor
     from pipeline.storage import dumps
 
     name = f"{env.spec.name}-monitoring"
+    from pipeline.tracking import EXPERIMENT_KIND, mark_model_development
+
     experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    if experiment is not None:
+        mark_model_development(client, experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name, tags=EXPERIMENT_KIND)
     run = client.create_run(experiment_id, run_name=f"monitor-{env.day}", tags={
         "driftline.model": env.spec.name, "driftline.window_end": env.as_of.isoformat(),
         "driftline.champion_version": str(record["champion_version"]),

@@ -12,6 +12,7 @@ instead of five (a user's own settings win).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pipeline.errors import RetryableError
 from pipeline.redact import redact
@@ -54,3 +55,15 @@ def as_tracking_error(err: BaseException, tracking_uri: str) -> BaseException:
     first_line = redact(text.strip().splitlines()[0])[:300]
     return TrackingUnavailable(f"the MLflow tracking store {redact(tracking_uri)} is {what} ({first_line}); "
                                "nothing was promoted by this step -- retry when the store is back")
+
+
+#: MLflow 3's UI opens an experiment on its GenAI overview (traces, tokens) unless it is told the
+#: experiment is for model development: driftline's experiments are.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def mark_model_development(client: Any, experiment: Any) -> None:
+    """Tag an existing ``experiment`` (an MLflow Experiment) as model development, once."""
+    key, value = next(iter(EXPERIMENT_KIND.items()))
+    if (experiment.tags or {}).get(key) != value:
+        client.set_experiment_tag(experiment.experiment_id, key, value)

@@ -595,12 +595,16 @@ def _ensure_experiment(name: str, tracking_uri: str) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from pipeline.tracking import EXPERIMENT_KIND, mark_model_development
+
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(name)
     if found is not None:
+        mark_model_development(client, found)
         return found.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=_artifact_location(tracking_uri, name))
+        return client.create_experiment(name, artifact_location=_artifact_location(tracking_uri, name),
+                                        tags=EXPERIMENT_KIND)
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:

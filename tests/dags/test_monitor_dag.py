@@ -82,3 +82,9 @@ def test_stable_then_drift_then_trigger(home, monitor_dag):
     assert conf and conf[0]["trigger"] == "drift" and conf[0]["as_of_date"] == "2026-03-04"
     assert conf[0]["change_point"] == "2026-03-02" and conf[0]["mode"] == "covariate"
     assert conf[0]["report_uri"].endswith("report.html") and conf[0]["reason"]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(home.mlflow_tracking_uri)
+    for name in (MODEL, f"{MODEL}-monitoring"):  # both open on their runs in the MLflow UI, not on GenAI
+        assert client.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development"

@@ -82,7 +82,10 @@ def test_run_records_params_metrics_tags_and_inputs(binary_run, mlflow_uri):
     client = MlflowClient(mlflow_uri)
     run = client.get_run(result.run_id)
     assert run.info.run_name == "credit_default-2026-01-22" == result.run_name
-    assert client.get_experiment(result.experiment_id).name == spec.name
+    experiment = client.get_experiment(result.experiment_id)
+    assert experiment.name == spec.name
+    # the MLflow UI opens it on training runs, not on its GenAI overview
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     p = run.data.params
     assert p["params.max_depth"] == str(spec.params.max_depth) and p["params.baseline"] == "prior"
     assert p["best_iteration"] == str(result.best_iteration)
@@ -268,3 +271,16 @@ def test_importance_is_attributed_to_raw_inputs(spec, gains, expected):
 def test_importance_without_any_split_is_uniform(spec):
     importance = _raw_importance(spec, {"age": ("age", 0.0)})
     assert list(importance.values()) == pytest.approx([1 / len(spec.model_columns)] * len(spec.model_columns))
+
+
+def test_an_existing_experiment_is_marked_for_model_development(mlflow_uri):
+    """Experiments created before driftline set the kind get it on the next run."""
+    from mlflow import MlflowClient
+
+    from pipeline.train import _ensure_experiment
+
+    client = MlflowClient(mlflow_uri)
+    old = client.create_experiment("made_by_hand")
+    assert "mlflow.experimentKind" not in client.get_experiment(old).tags
+    assert _ensure_experiment("made_by_hand", mlflow_uri) == old
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
