@@ -9,12 +9,12 @@ replicate on the same resampled rows (ROC AUC only, so the anchor does less work
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
+
+from benchmarks.report import emit
 
 
 def _timed(fn):
@@ -60,11 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup_vs_anchor": round(anchor_wall / boot_wall, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    emit(result, args.out)
     return result
 
 

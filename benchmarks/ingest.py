@@ -31,6 +31,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import emit
+
 REPO = Path(__file__).resolve().parent.parent
 START = date(2024, 1, 1)
 MODEL = "credit_default"
@@ -190,11 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_measure(json.loads(args.measure))))
         return 0
     report = run(args.rows, args.rows_per_day, args.repeat)
-    text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    emit(report, args.out)
     return 0
 
 

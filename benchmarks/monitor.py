@@ -30,13 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.report import emit, machine
 
 REPO = Path(__file__).resolve().parents[1]
 EVIDENTLY_VERSION = "0.7.23"
@@ -225,16 +226,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         rows, columns = (int(v) for v in shape.lower().split("x"))
         shapes.append(measure(rows, columns, Path(args.workdir), args.evidently_python, args.repeat))
     report = {"benchmark": "monitor", "shapes": shapes,
-              "machine": {"cores": os.cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version(), "load_average_before": load_before,
-                          "load_average_after": list(os.getloadavg()),
-                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")},
+              "machine": machine(load_before),
               "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    emit(report, args.out)
     return report
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from benchmarks.report import emit, machine
 
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = date(2026, 3, 1)
@@ -225,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline_result = run_pipeline(workdir, lake, config)
     result = {
         "benchmark": "pipeline", "rows": args.rows, "data": lake, "derived_features": args.derived,
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")},
+        "machine": machine(load_before),
         "bare": bare_result, "pipeline": pipeline_result,
         "ratio": {"wall": round(pipeline_result["seconds"] / bare_result["seconds"], 2),
                   "cpu": round(pipeline_result["cpu_seconds"] / bare_result["cpu_seconds"], 2),
@@ -236,11 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     "best_iteration": [pipeline_result["best_iteration"], bare_result["best_iteration"]]},
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 

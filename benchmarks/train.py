@@ -23,7 +23,6 @@ writes it to ``--out``): seconds per part, stage/anchor ratios, best iterations 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -32,6 +31,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from benchmarks.report import emit
 
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
@@ -190,11 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="driftline-bench-train-") as tmp:
         report = run(args.rows, args.rows_per_day, args.n_jobs, Path(tmp))
-    text = json.dumps(report, indent=2, default=str)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

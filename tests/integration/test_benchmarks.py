@@ -42,14 +42,17 @@ def test_pipeline_benchmark_compares_the_whole_run_with_the_bare_work(tmp_path):
     assert set(report["ratio"]) == {"wall", "cpu", "peak_rss"}
 
 
-@pytest.mark.parametrize("args", [
-    ["benchmarks.ingest", "--rows", "20000"],
-    ["benchmarks.train", "--rows", "20000"],
-    ["benchmarks.evaluate", "--rows", "5000", "--replicates", "50"],
+@pytest.mark.parametrize("args,fields", [
+    (["benchmarks.ingest", "--rows", "20000"], {"summary", "measurements"}),
+    (["benchmarks.train", "--rows", "20000"], {"seconds", "cpu_seconds", "ratios", "best_iteration"}),
+    (["benchmarks.evaluate", "--rows", "5000", "--replicates", "50"],
+     {"driftline_bootstrap_all_metrics", "sklearn_loop_roc_auc_only", "speedup_vs_anchor"}),
 ], ids=["ingest", "train", "evaluate"])
-def test_stage_benchmarks_write_their_json(tmp_path, args):
+def test_stage_benchmarks_write_their_json(tmp_path, args, fields):
     report = _run(args, tmp_path)
-    assert report, args
+    assert fields <= set(report), (args[0], fields - set(report))
+    if args[0] == "benchmarks.ingest":
+        assert report["summary"] and all(row["ratio"] > 0 for row in report["summary"])
 
 
 def test_monitor_benchmark_flags_exactly_the_strong_shifts(tmp_path):
