@@ -43,6 +43,19 @@ class SpecError(DriftlineError):
     """A model spec file is missing, unparsable or invalid."""
 
 
+def _handoff_mb(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return 1024
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise SpecError(f"DRIFTLINE_HANDOFF_MB={raw!r}: expected a whole number of MiB >= 0 (0 turns the "
+                        "in-memory handoff between steps off)")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where driftline keeps things, resolved once from the environment.
@@ -58,6 +71,9 @@ class Settings:
         airflow_home: ``AIRFLOW_HOME`` (default ``<home>/airflow``).
         mlflow_ui_url: ``DRIFTLINE_MLFLOW_UI_URL``: where people open MLflow (links in the
             Airflow UI and in records; default ``http://127.0.0.1:5000``, what ``make up`` serves).
+        handoff_mb: ``DRIFTLINE_HANDOFF_MB``: when all steps of a run share one process (the
+            CLI's ``run``), frames up to this many MiB in all are handed from step to step in
+            memory instead of being read back from the files just written (default 1024; 0 = off).
     """
 
     home: Path
@@ -67,6 +83,7 @@ class Settings:
     mlflow_tracking_uri: str
     airflow_home: Path
     mlflow_ui_url: str = "http://127.0.0.1:5000"
+    handoff_mb: int = 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -80,6 +97,7 @@ class Settings:
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             airflow_home=Path(env.get("AIRFLOW_HOME") or home / "airflow").resolve(),
             mlflow_ui_url=(env.get("DRIFTLINE_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            handoff_mb=_handoff_mb(env.get("DRIFTLINE_HANDOFF_MB")),
         )
 
     def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:

@@ -307,7 +307,9 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     """
     raw = store.read_bytes(clean_uri)
     source_sha256 = hashlib.sha256(raw).hexdigest()
-    df = _parquet_frame(raw, clean_uri)
+    df = store.handoff.get(clean_uri) if store.handoff is not None else None
+    if df is None:
+        df = _parquet_frame(raw, clean_uri)
     del raw
     if spec.timestamp_column not in df.columns:
         raise SplitError(f"timestamp column {spec.timestamp_column!r} is missing; columns are {sorted(df.columns)}")

@@ -662,14 +662,31 @@ def run_all(env: RunEnv) -> dict:
     as a dict.
 
     A failing step stops the chain, and the report still records it (then raises RunFailed).
+    Every step still writes its files; frames within ``settings.handoff_mb`` are also handed to
+    the next step in memory (:class:`pipeline.storage.FrameHandoff`), each dropped once its
+    last reader has it.
     """
+    from pipeline.storage import FrameHandoff
+
+    if env.handoff is None and env.settings.handoff_mb > 0:
+        env = replace(env, handoff=FrameHandoff(env.settings.handoff_mb * 2**20))
     try:
         snapshot = ingest_step(env)
         validation = validate_step(env, snapshot)
+        _drop(env, snapshot.uri)
         split = split_step(env, validation)
+        _drop(env, validation.clean_uri)
         trained = train_step(env, split)
         evaluation = evaluate_step(env, split, trained)
         promote_step(env, evaluation)
     except Exception as err:  # recorded by the failing step; the report below explains and raises
         log.error("%s: %s", type(err).__name__, redact(str(err)))
+    finally:
+        if env.handoff is not None:
+            env.handoff.clear()
     return report_step(env).to_dict()
+
+
+def _drop(env: RunEnv, uri: str) -> None:
+    if env.handoff is not None:
+        env.handoff.drop(uri)
