@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--older-than-days", type=_positive, help="default: the spec's runtime.failed_run_retention_days")
     prune.set_defaults(func=cmd_prune)
 
+    reference = sub.add_parser("spec-reference", help="print the model spec's field reference (markdown)",
+                               description="Every field of a model spec with its type, default, allowed values "
+                                           "and description, generated from pipeline/config.py.")
+    reference.add_argument("--out", help="write it to this file (docs/spec-reference.md is the committed copy)")
+    reference.set_defaults(func=cmd_spec_reference)
+
     suggest = sub.add_parser("suggest-suite", help="draft a Great Expectations suite from a reference window",
                              description="Profile [date - days, date) of the model's source and print "
                                          "(or write) a GX suite JSON to start from.")
@@ -393,6 +399,21 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{spec.name}: pruned {len(deleted)} failed or abandoned run(s) older than {days} day(s)")
     for prefix in deleted:
         print(f"  {prefix}")
+    return EXIT_OK
+
+
+def cmd_spec_reference(args: argparse.Namespace, settings: Settings) -> int:
+    """Print (or write with ``--out``) the spec field reference generated from the schema."""
+    from pathlib import Path
+
+    from pipeline.spec_reference import render
+
+    text = render()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 
