@@ -275,7 +275,9 @@ class ValidationPolicy(_Frozen):
     max_quarantine_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Fail the stage when more rows than this are quarantined."
     )
-    min_rows: int = Field(default=500, ge=0, description="Fail when fewer valid rows remain.")
+    min_rows: int = Field(default=500, ge=0, description="Fail when fewer valid rows remain in a validated window: "
+                                                        "a retrain's whole window, or one monitor window "
+                                                        "(windows.monitor_days), so size that to hold this many.")
 
 
 class PromotionPolicy(_Frozen):
