@@ -112,6 +112,9 @@ def build_profile(df: pd.DataFrame, spec: Any, *, window: tuple[Any, Any] | None
 
     Returns:
         The profile mapping described in the module docstring (JSON-serialisable).
+
+    Raises:
+        ValueError: ``df`` lacks an input column of a derived feature.
     """
     n_bins = n_bins or spec.drift.psi_bins
     features: dict[str, Any] = {}
@@ -125,6 +128,11 @@ def build_profile(df: pd.DataFrame, spec: Any, *, window: tuple[Any, Any] | None
         # Imported here: pipeline.features imports this module.
         from pipeline.features import derived_columns
 
+        missing = sorted({c for d in spec.derived_features for c in d.inputs()} - set(map(str, df.columns)))
+        if missing:
+            raise ValueError(f"cannot profile the derived features of {spec.name!r}: the frame lacks their input "
+                             f"column(s) {missing}; profile the rows with every column the model reads "
+                             "(spec.model_columns)")
         offset = len(spec.numeric_features)
         out["derived_features"] = {
             d.name: {**numeric_profile(values, n_bins=n_bins, sample_size=sample_size, seed=seed + offset + i),
