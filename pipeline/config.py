@@ -373,6 +373,8 @@ class DriftPolicy(_Frozen):
     min_window_rows: int = Field(default=300, ge=1, description="Below this a window is not judged.")
     n_bootstrap: int = Field(default=300, ge=50, description="Bootstrap replicates of the monitor's realised and "
                                                              "estimated metric intervals.")
+    history_days: int = Field(default=14, ge=2, le=366, description="Days of each feature's drift history the "
+                                                                   "monitor's report shows (today included).")
 
 
 class CostPolicy(_Frozen):

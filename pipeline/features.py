@@ -589,6 +589,16 @@ def raw_inputs(spec: "ModelSpec", source: str) -> tuple[str, ...]:
     return (source,)
 
 
+def derived_columns(spec: "ModelSpec", frame: Any) -> dict[str, pd.Series]:
+    """The spec's derived features computed on ``frame`` (a DataFrame, or anything indexable by
+    column name), by the same code the model pipeline runs (:class:`DerivedFeatures`).
+
+    Raises:
+        KeyError: ``frame`` lacks an input column of a derived feature.
+    """
+    return {d.name: _derive(frame, d.model_dump(exclude_none=True)) for d in spec.derived_features}
+
+
 def _categories_as_text(X: Any) -> Any:
     """(Kept so champions trained with the one-hot encoder of driftline <= 0.2 still load and score.)
     Categories as Python strings with missing as NaN (its own category), whatever the input

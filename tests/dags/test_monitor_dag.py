@@ -5,6 +5,7 @@ retrain__<model> with the change point, mode, reason and report in its conf."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -88,3 +89,27 @@ def test_stable_then_drift_then_trigger(home, monitor_dag):
     client = MlflowClient(home.mlflow_tracking_uri)
     for name in (MODEL, f"{MODEL}-monitoring"):  # both open on their runs in the MLflow UI, not on GenAI
         assert client.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development"
+
+    # The last report ranks the drifted features first, monitors derived features and shows each
+    # feature's history over the days monitored before it; no internal note reaches it.
+    page = (Path(second["decision_uri"]).parent / "report.html").read_text()
+    names = re.findall(r"<tr class='(drift)?'><td>([a-z_0-9]+)", page)
+    flags = [flag == "drift" for flag, _ in names]
+    assert flags == sorted(flags, reverse=True) and flags[0], "drifted features first"
+    assert "derived: date_part of event_time" in page and "not mapped" not in page
+    income = re.search(r"<td>income</td>.*?</tr>", page, re.S).group(0)
+    for day in ("2026-02-26", "2026-02-27", "2026-03-03", "2026-03-04"):
+        assert re.search(rf"{day}: \d", income), day
+    assert "2026-02-28: n/a" in income
+
+    # MLflow's chart view: one trend run, one point per monitored date in date order, linked
+    # from each day's record beside that day's own run.
+    experiment = client.get_experiment_by_name(f"{MODEL}-monitoring")
+    [trend] = client.search_runs([experiment.experiment_id], filter_string="tags.`driftline.trend` = 'daily'")
+    days = ["2026-02-26", "2026-02-27", "2026-03-03", "2026-03-04"]
+    history = client.get_metric_history(trend.info.run_id, "weighted_drift")
+    assert [m.step for m in history] == [(date.fromisoformat(d) - date(2000, 1, 1)).days for d in days]
+    assert [m.value for m in history] == [decision(home, d)["feature_drift"]["weighted"] for d in days]
+    assert second["links"]["mlflow_trend_run"].endswith(trend.info.run_id)
+    day_run = client.get_run(second["links"]["mlflow_run"].rstrip("/").split("/")[-1])
+    assert day_run.data.tags["driftline.trend_run_id"] == trend.info.run_id
