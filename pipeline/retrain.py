@@ -357,10 +357,14 @@ def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[s
     reference_uri = split.get("reference_uri") or test_uri
     valid = env.store.read_parquet(calibration_uri)
     reference = env.store.read_parquet(reference_uri) if reference_uri != calibration_uri else valid
-    known = test_scores or {}
+    known = {test_uri: dict(test_scores or {})}
+    if trained.get("valid_scores_uri") and not refit:
+        scored = env.store.read_parquet(trained["valid_scores_uri"])
+        known[split["valid_uri"]] = {role: scored[role].to_numpy() for role in scored.columns}
 
     def scores_on(role: str, model: Any, uri: str, frame: Any) -> Any:
-        return known[role] if uri == test_uri and role in known else score(spec, model, frame)
+        found = known.get(uri, {}).get(role)
+        return found if found is not None else score(spec, model, frame)
 
     importance = {"candidate": trained["feature_importance"],
                   "baseline": trained.get("baseline_importance") or trained["feature_importance"]}
