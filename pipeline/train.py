@@ -95,7 +95,8 @@ class TrainResult(Record):
         timings: seconds by part: ``fit`` (= train_seconds, wall; ``fit_candidate`` incl. its
             preprocessing, ``fit_baseline``, which overlap), ``mlflow_setup`` (client, store,
             experiment), ``log_models`` (both models), ``log_total`` (all MLflow work).
-        run_name: the MLflow run name, ``<model>-<YYYY-MM-DD>``.
+        run_name: the MLflow run name, ``<model> <YYYY-MM-DD> <trigger>``, with `` #<n>`` for the
+            n-th training of that model and date (a re-run of a date never shares a name).
         adaptation: how rows were weighted (plan kind, strategy chosen, each strategy's valid
             score, effective rows).
         baseline_importance: the baseline's importance per raw column (``{}`` for a prior).
@@ -126,7 +127,7 @@ class TrainResult(Record):
 
 
 def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
-          lineage: dict[str, str] | None = None) -> TrainResult:
+          lineage: dict[str, str] | None = None, trigger: str | None = None) -> TrainResult:
     """Fit candidate and baseline on ``split`` and record them in one MLflow run.
 
     Args:
@@ -138,6 +139,9 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
             ``airflow.run_id``, ``driftline.trigger``). ``driftline.snapshot_hash`` and
             ``driftline.git_sha`` given here win over the defaults (the source file's sha256
             and ``git rev-parse HEAD``).
+        trigger: what started the run, as the run name shows it (``scheduled``, ``manual``,
+            ``backfill``, ``drift``, ``cli``, ...); default: ``lineage["driftline.trigger"]``,
+            else ``manual``.
 
     Returns:
         The :class:`TrainResult`.
@@ -158,7 +162,8 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     # The MLflow run (experiment, tags, window params, datasets) is opened beside the fit: that
     # bookkeeping waits on the tracking store and needs no model.
     side = _Side()
-    side.start("mlflow_run", _open_run, spec, split, lineage or {}, tracking_uri, frames)
+    side.start("mlflow_run", _open_run, spec, split, lineage or {}, tracking_uri, frames,
+               trigger or (lineage or {}).get("driftline.trigger") or "manual")
     try:
         return _train(spec, split, store, tracking_uri, frames, X, y, recent, side)
     except BaseException:
@@ -261,7 +266,7 @@ def _train(spec: "ModelSpec", split: Split, store: Store, tracking_uri: str, fra
 
 
 def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking_uri: str,
-              frames: dict[str, pd.DataFrame]) -> tuple[str, str, str]:
+              frames: dict[str, pd.DataFrame], trigger: str) -> tuple[str, str, str]:
     """Create the training run: ``(experiment id, run id, run name)``, with its tags (MLflow's
     context tags, as ``mlflow.start_run`` sets them, plus driftline's and ``lineage``), the
     spec's parameters and windows, and the three windows as datasets. Everything but the model
@@ -276,7 +281,7 @@ def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking
 
     fail_fast()
     experiment_id = _ensure_experiment(spec.name, tracking_uri)
-    run_name = f"{spec.name}-{day_key(split.data_interval_end)}"
+    run_name = _run_name(tracking_uri, experiment_id, spec.name, day_key(split.data_interval_end), trigger)
     client = MlflowClient(tracking_uri)
     run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(_tags(spec, split, lineage)))
     run_id = run.info.run_id
@@ -650,6 +655,21 @@ def _tracking(uri: str) -> Iterator[None]:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield
+
+
+def _run_name(tracking_uri: str, experiment_id: str, model: str, day: str, trigger: str) -> str:
+    """``<model> <day> <trigger>``, suffixed `` #<n>`` when n-1 runs of that model and day exist
+    already (deleted ones included). Runs of one model and day are serialised by the day's lease
+    (:mod:`pipeline.lease`), so two of them never count the same runs."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    pattern = f"{model} {day} %".replace("'", "''")
+    earlier = MlflowClient(tracking_uri).search_runs(
+        [experiment_id], filter_string=f"attributes.run_name LIKE '{pattern}'", run_view_type=ViewType.ALL,
+        max_results=50_000)
+    base = f"{model} {day} {trigger}"
+    return base if not earlier else f"{base} #{len(earlier) + 1}"
 
 
 def _ensure_experiment(name: str, tracking_uri: str) -> str:

@@ -131,8 +131,8 @@ def run_step(model: str, step: Callable[..., Any], *args: Any) -> Any:
     The task body imports the step function and passes it by reference, so a reader (and a
     debugger) goes straight from the DAG to the code. A typed record is returned as its dict.
     A :class:`pipeline.errors.DriftlineError` (bad data, a failed gate check, a registry
-    conflict) fails the task without retries -- retrying cannot fix it; "no champion yet" skips
-    it. A retryable one (:class:`pipeline.errors.RetryableError`: storage, source or tracking
+    conflict) fails the task without retries -- retrying cannot fix it; "no champion yet" and
+    :class:`pipeline.errors.StepSkipped` (nothing to do) skip it. A retryable one (:class:`pipeline.errors.RetryableError`: storage, source or tracking
     I/O, a lease another run holds) and anything else (a timeout) propagate and get the task's
     retries, with the secrets of their message redacted.
     """
@@ -152,13 +152,13 @@ def call_step(env: Any, step: Callable[..., Any], *args: Any) -> Any:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from pipeline.artifacts import Record
-    from pipeline.errors import DriftlineError, is_retryable
+    from pipeline.errors import DriftlineError, StepSkipped, is_retryable
     from pipeline.monitor import NoChampion
     from pipeline.redact import redact
 
     try:
         result = step(env, *args)
-    except NoChampion as err:
+    except (NoChampion, StepSkipped) as err:
         raise AirflowSkipException(redact(str(err))) from err
     except DriftlineError as err:
         if is_retryable(err):

@@ -16,10 +16,10 @@ from pipeline.config import Settings, load_specs
 REPO = Path(__file__).resolve().parents[2]
 
 SPECS = load_specs(Settings.from_env().config_dir)
-RETRAIN_TASKS = {"ingest", "validate", "split_profile", "train", "evaluate", "promote", "report"}
+RETRAIN_TASKS = {"ingest", "validate", "split_profile", "train", "evaluate", "promote", "publish_champion", "report"}
 RETRAIN_EDGES = {("ingest", "validate"), ("validate", "split_profile"), ("split_profile", "train"),
                  ("split_profile", "evaluate"), ("train", "evaluate"), ("evaluate", "promote"),
-                 ("promote", "report")}
+                 ("promote", "publish_champion"), ("promote", "report")}
 MONITOR_TASKS = {"champion", "ingest_window", "validate_window", "measure", "should_retrain", "trigger_retrain"}
 MONITOR_EDGES = {("champion", "ingest_window"), ("ingest_window", "validate_window"), ("champion", "measure"),
                  ("validate_window", "measure"), ("measure", "should_retrain"), ("should_retrain", "trigger_retrain")}
@@ -64,6 +64,7 @@ def test_retryable_errors_are_retried_and_the_rest_fail_fast():
 
     from pipeline.artifacts import Snapshot
     from pipeline.monitor import NoChampion
+    from pipeline.retrain import ChampionUnchanged
     from pipeline.storage import StorageError
     from pipeline.validate import InvalidSuite
 
@@ -78,6 +79,8 @@ def test_retryable_errors_are_retried_and_the_rest_fail_fast():
         call_step(None, raising(InvalidSuite("suite x: expectation #3 is unknown")))
     with pytest.raises(AirflowSkipException):
         call_step(None, raising(NoChampion("no champion yet")))
+    with pytest.raises(AirflowSkipException, match="the champion did not move"):
+        call_step(None, raising(ChampionUnchanged("m on 2026-02-19: the champion did not move (dry run)")))
     with pytest.raises(RetryableTaskError, match="postgresql://u:\\*\\*\\*@h"):
         call_step(None, raising(StorageError("cannot reach postgresql://u:secret@h/db")))
     snapshot = Snapshot(uri="u", metadata_uri="m", rows=1, schema={}, content_hash="h", source="s",
@@ -89,6 +92,15 @@ def test_retrain_params_for_the_trigger_form(dagbag):
     dag = dagbag.dags.get(f"retrain__{SPECS[0].name}")
     assert {"dry_run", "force_promote", "reason", "as_of_date", "train_days", "valid_days", "test_days"} <= set(dag.params)
     assert dag.params["dry_run"] is False and dag.params["force_promote"] is False
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_only_publish_champion_emits_the_champion_asset(dagbag, spec):
+    """Outlets emit whenever their task succeeds: only the task skipped unless the champion moved
+    may carry the champion asset."""
+    dag = dagbag.dags.get(f"retrain__{spec.name}")
+    carriers = {t.task_id: [o.name for o in t.outlets] for t in dag.tasks if t.outlets}
+    assert carriers == {"publish_champion": [f"driftline_{spec.name}_champion"]}
 
 
 def test_mlflow_links_declared_on_operators(dagbag):
