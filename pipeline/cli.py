@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from pipeline.dashboard import DEFAULT_DAYS
     from pipeline.demo import BAD_KINDS, DRIFT_KINDS, TASKS
 
     gen = sub.add_parser("generate", help="write deterministic synthetic demo data",
@@ -166,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--run", help="a run id of that date (default: the latest completed run)")
     show.add_argument("--list", action="store_true", help="list every run of that date")
     show.set_defaults(func=cmd_show)
+
+    board = sub.add_parser("dashboard", help="write the model-health dashboard (one self-contained HTML page)",
+                           description="Draw a model's monitored days -- realised and estimated performance, drift "
+                                       "per feature, prediction drift, retrain requests, promotions and rollbacks, "
+                                       "with the rule's thresholds -- into one HTML page that opens offline.")
+    board.add_argument("model")
+    board.add_argument("--out", help="where to write it: a file path or s3:// URI (default: ./<model>-dashboard.html)")
+    board.add_argument("--days", type=_positive, default=DEFAULT_DAYS,
+                       help=f"days shown, ending on --end (default: {DEFAULT_DAYS})")
+    board.add_argument("--end", type=_day, help="last day shown (default: the latest monitored day)")
+    board.set_defaults(func=cmd_dashboard)
 
     prune = sub.add_parser("prune", help="delete failed and abandoned runs older than the retention")
     prune.add_argument("model")
@@ -377,6 +389,28 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     for reason in record.get("reasons", []):
         print(f"  - {reason}")
     print(f"  record: {uri}")
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    """Render the model-health dashboard from the monitor's and retrain's records and the alias
+    history; write it to ``--out``."""
+    from pathlib import Path
+
+    from pipeline import registry
+    from pipeline.dashboard import load_dashboard, render_dashboard
+    from pipeline.storage import Store, default_s3_client, is_s3
+
+    client, spec = _registry(args, settings)
+    root = settings.artifact_root
+    store = Store.for_uri(root, default_s3_client() if is_s3(root) else None)
+    data = load_dashboard(store, root, spec.name, alias_history=registry.history(client, spec), end_day=args.end,
+                          days=args.days)
+    out = args.out or f"{spec.name}-dashboard.html"
+    Store.for_uri(out, default_s3_client() if is_s3(out) else None).write_text(out, render_dashboard(data))
+    where = out if is_s3(out) else Path(out).resolve().as_uri()
+    print(f"wrote {out}: {spec.name}, {len(data.monitored)} monitored day(s) from {data.first_day} to "
+          f"{data.last_day}, {len(data.events)} event(s); open {where} in a browser (works offline)")
     return EXIT_OK
 
 

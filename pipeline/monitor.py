@@ -20,6 +20,9 @@ Contract:
   logs an MLflow run of the day in ``<model>-monitoring`` and the day's values into the model's
   trend run there (one point per day, so MLflow charts show the trend), and returns the conf a
   triggered retrain carries (``change_point`` and ``mode`` tell it how to anchor its windows).
+  Once the day's record is complete it writes the model-health dashboard
+  (:mod:`pipeline.dashboard`) as ``dashboard.html`` beside it and on the day's MLflow run
+  (``dashboard_url`` links it).
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class MonitorOutcome(Record):
     report_uri: str
     mlflow_run_url: str
     trigger_conf: dict[str, Any] | None = None
+    dashboard_url: str = ""
 
 
 class NoChampion(DriftlineError):
@@ -285,6 +289,8 @@ def retrain_outcomes(env: RunEnv, request_days: list[str]) -> dict[str, str]:
 def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: ValidatedWindows | dict) -> MonitorOutcome:
     """Measure drift, observe performance, apply the retraining rule, write the record and
     report, log to MLflow."""
+    from pipeline import registry
+    from pipeline.dashboard import DASHBOARD_FILE, publish_dashboard
     from pipeline.drift import measure_drift
     from pipeline.drift_report import render_report
     from pipeline.features import score
@@ -342,13 +348,17 @@ def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: Validated
     record["artifacts"] = {"drift": drift_uri, "report": report_uri}
     run_info = _log_monitor_run(env, client, report, decision, record, html)
     record["links"] = {"mlflow_run": run_info["url"], "mlflow_trend_run": run_info["trend_url"]}
+    record["artifacts"]["dashboard"] = join(env.monitor_prefix, DASHBOARD_FILE)
     _finish(env, redact_obj(record))
+    publish_dashboard(store, env.settings.artifact_root, spec.name, run_prefix=env.monitor_prefix, day=env.day,
+                      alias_history=registry.history(client, spec), client=client, mlflow_run_id=run_info["run_id"])
     log.info("monitor %s on %s: %s", spec.name, env.day, decision.status)
     for reason in decision.reasons:
         log.info("  - %s", reason)
     return MonitorOutcome(retrain=decision.retrain, status=decision.status, signal=decision.signal,
                           reasons=decision.reasons, decision_uri=decision_uri, report_uri=report_uri,
-                          mlflow_run_url=run_info["url"], trigger_conf=trigger_conf)
+                          mlflow_run_url=run_info["url"], trigger_conf=trigger_conf,
+                          dashboard_url=f"{run_info['url']}/artifacts/{DASHBOARD_FILE}")
 
 
 def _log_monitor_run(env: RunEnv, client: Any, report: Any, decision: Any, record: dict, html: str) -> dict:
