@@ -367,11 +367,12 @@ class _TimeAxis:
 
     def events(self, events: list[Event], top: float, bottom: float) -> str:
         out = []
-        for e in events:
-            if not self.contains(e.day):
-                continue
+        shown = [e for e in events if self.contains(e.day)]
+        for e in shown:
             colour, dash, label = _EVENTS[e.kind]
-            x = self.x(e.day or "")
+            same_day = [o for o in shown if o.day == e.day]
+            # Events of one day sit side by side, 5 px apart, so none hides another.
+            x = self.x(e.day or "") + 5 * (same_day.index(e) - (len(same_day) - 1) / 2)
             out.append(f"<g class='event' data-kind='{e.kind}' data-day='{e.day}'><title>"
                        f"{html.escape(f'{label} on {e.day}: {e.title}. {e.detail}')}</title>"
                        f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{bottom}' stroke='{colour}' "

@@ -109,6 +109,8 @@ def test_mlflow_links_declared_on_operators(dagbag):
     for task_id in ("train", "evaluate", "promote", "report"):
         assert {"MLflow run", "Model version"} <= names[task_id]
     assert names["ingest"] == set()
+    monitor = dagbag.dags.get(f"monitor__{SPECS[0].name}")
+    assert "Model health dashboard" in {link.name for link in monitor.get_task("measure").operator_extra_links}
 
 
 PARSE_PROBE = """
