@@ -283,7 +283,7 @@ ul.legend li{display:flex;align-items:center;gap:6px}
 .swatch{display:inline-block;width:22px;height:12px;border-radius:2px}
 table{border-collapse:collapse;margin-top:6px;font-size:.93em}
 th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}.kpis{display:flex;gap:14px;flex-wrap:wrap;margin:12px 0}
+th{background:#f4f4f4}td:first-child{white-space:nowrap}h3{font-size:1em;margin:16px 0 2px}.kpis{display:flex;gap:14px;flex-wrap:wrap;margin:12px 0}
 .kpi{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:140px}
 .kpi b{display:block;font-size:1.3em}
 """
@@ -436,8 +436,10 @@ def _event_legend(events: list[Event]) -> list[tuple[str, str, str]]:
 def _performance_section(data: Dashboard, axis: _TimeAxis) -> str:
     metric = data.metric or "primary metric"
     head = (f"<h2>Performance: {html.escape(metric)}</h2><p class='explain'>The champion's {html.escape(metric)} "
-            "per data day: <b>realised</b> on rows whose labels have arrived (plotted on the day of those rows, "
-            "so it trails by the label delay) and <b>estimated</b> without labels from its calibrated scores. "
+            "on the day of the rows it was measured on: <b>realised</b> on rows whose labels have arrived (so it "
+            "trails the monitor by the label delay) and <b>estimated</b> without labels from its calibrated "
+            "scores on the monitor's window (the days just before the monitor's day; the drift charts below "
+            "are drawn on the monitor's day). "
             "Bands are the bootstrap intervals; the thin line is the champion's own reference and the dashed "
             "line the rule's tolerance: a day whose interval lies beyond it is degraded.</p>")
     series: dict[str, list[dict[str, Any]]] = {s: [] for s in _SOURCES}
@@ -548,9 +550,8 @@ def _heatmap_section(data: Dashboard, axis: _TimeAxis) -> str:
         names += [n for n in d.features if n not in names]
     if not names:
         return head + "<p class='explain'>No feature was measured in this range.</p>"
-    row_h, top, label_w = 20, 28, _LEFT
-    left = max(label_w, 8 + 7 * max(len(n) for n in names))
-    step = (_W - left - _RIGHT) / axis.n
+    # Columns share the other charts' time axis; feature names go in the right margin.
+    row_h, top, left, step = 20, 28, _LEFT, axis.step
     height = top + row_h * len(names) + 36
     out = [head, _svg_open("drift-heatmap", height, "drift per feature and day, relative to its threshold"),
            "<g class='cells'>"]
@@ -574,7 +575,7 @@ def _heatmap_section(data: Dashboard, axis: _TimeAxis) -> str:
                            f"fill='#000'/>")
     out.append("</g><g class='labels'>")
     for row, name in enumerate(names):
-        out.append(f"<text x='{left - 6}' y='{top + row * row_h + 14}' text-anchor='end'>{html.escape(name)}</text>")
+        out.append(f"<text x='{_W - _RIGHT + 6}' y='{top + row * row_h + 14}'>{_clip(name)}</text>")
     every = max(1, math.ceil(axis.n / 10))
     for i in range(0, axis.n, every):
         day = (axis.start + timedelta(days=i)).isoformat()
@@ -585,6 +586,11 @@ def _heatmap_section(data: Dashboard, axis: _TimeAxis) -> str:
                          (2.0, "2x the threshold or more"), (None, "not measured"))]
                        + [("#000", "width:8px;height:8px;border-radius:50%", "drifted")]))
     return "".join(out)
+
+
+def _clip(name: str, chars: int = 26) -> str:
+    """A feature name that fits the right margin (the cell's tooltip carries the full name)."""
+    return html.escape(name if len(name) <= chars else name[:chars - 1] + "\u2026")
 
 
 def _drift_line_section(data: Dashboard, axis: _TimeAxis, chart_id: str, heading: str, explain: str,
@@ -628,7 +634,7 @@ def _events_section(data: Dashboard) -> str:
         out.append(f"<tr data-kind='{e.kind}'><td>{esc(e.day or 'not shown')}</td><td><span class='swatch' "
                    f"style='background:{colour};height:4px'></span> {esc(label)}</td><td>{esc(e.title)}</td>"
                    f"<td>{esc(e.detail)}</td></tr>")
-    out.append("</tbody></table><table id='decisions'><thead><tr><th>day</th><th>decision</th><th>champion</th>"
+    out.append("</tbody></table><h3>Daily decisions, newest first</h3><table id='decisions'><thead><tr><th>day</th><th>decision</th><th>champion</th>"
                "<th>reason</th></tr></thead><tbody>")
     for d in reversed(data.monitored):
         colour = _STATUS_COLOURS.get(d.status, "#ffffff")

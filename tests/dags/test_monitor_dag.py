@@ -84,6 +84,16 @@ def test_stable_then_drift_then_trigger(home, monitor_dag):
     assert conf[0]["change_point"] == "2026-03-02" and conf[0]["mode"] == "covariate"
     assert conf[0]["report_uri"].endswith("report.html") and conf[0]["reason"]
 
+    board = (Path(second["decision_uri"]).parent / "dashboard.html").read_text()
+    assert "data-kind='retrain_request' data-day='2026-03-04'" in board
+    from airflow.models.xcom import XComModel
+
+    with create_session() as session:
+        links = [x.value for x in session.query(XComModel).filter(
+            XComModel.dag_id == f"monitor__{MODEL}", XComModel.task_id == "measure",
+            XComModel.key == "_link_DashboardLink")]
+    assert links and all("/artifacts/dashboard.html" in str(v) for v in links), links
+
     from mlflow import MlflowClient
 
     client = MlflowClient(home.mlflow_tracking_uri)
