@@ -115,3 +115,18 @@ def test_range_and_missing_records(artifact_root, tmp_path):
 ])
 def test_drift_colour_scale(ratio, expected):
     assert drift_colour(ratio) == expected
+
+
+def test_a_bad_data_day_is_shown_as_such_and_draws_no_measurement(artifact_root):
+    store = Store.for_uri(artifact_root)
+    _write(store, artifact_root, "monitor", "2026-03-06", {
+        "day": "2026-03-06", "status": "bad_data", "retrain": False, "signal": False, "rows": 500,
+        "reasons": ["the window failed validation, so drift was not measured: income has non-finite values"]})
+    page = render_dashboard(load_dashboard(store, artifact_root, MODEL))
+    cells = re.findall(r"data-day='2026-03-06'[^>]*fill='(#\w+)'><title>([^<]*)</title>", page)
+    assert [fill for fill, _ in cells] == ["#e0e0e0"] * 2 and all("not measured" in tip for _, tip in cells)
+    psi = re.search(r"class='series' data-series='prediction_psi' points='([^']+)'", page).group(1).split()
+    assert len(psi) == 4  # no value was invented for the day
+    row = re.search(r"<tr><td>2026-03-06</td>(.*?)</tr>", page).group(1)
+    assert "bad data" in row and "non-finite values" in row
+    assert re.search(r"last decision \(2026-03-06\)<b>bad data</b>", page)
