@@ -351,13 +351,12 @@ class _SnapshotWriter:
         self.rows += table.num_rows
 
     def _keep(self, table: pa.Table) -> None:
-        kept = sum(t.nbytes for t in self.kept_tables) + table.nbytes
-        if self.kept_tables or self.rows == 0:
-            if self.handoff.fits(kept):
-                self.kept_tables.append(table)
-                return
-        # Over the budget (or an earlier chunk was not kept): the next step reads the file.
+        if self.handoff.fits(sum(t.nbytes for t in self.kept_tables) + table.nbytes):
+            self.kept_tables.append(table)
+            return
+        # Over the budget: this run is too large to hand over; every step reads its files.
         self.kept_tables = []
+        self.handoff.disable()
         self.handoff = None
 
     def timestamp_issues(self) -> dict[str, Any]:

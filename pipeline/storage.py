@@ -122,8 +122,9 @@ def dumps(obj: Any) -> str:
 class FrameHandoff:
     """Frames written as parquet by one step, kept for a later step of the same process.
 
-    A frame is kept only while the frames kept stay within ``budget_bytes`` (a frame that does
-    not fit is read back from its file as usual), so memory stays bounded on large windows.
+    Frames are kept while all of them fit ``budget_bytes``; the first one that does not turns
+    the handoff off for the rest of the run (kept frames are released and every step reads its
+    files), so a large run never holds a window in memory beside the next step's work.
     What a reader gets is what reading the file would give: the same columns in the requested
     order, the same dtypes (frames are kept as written; Arrow tables are converted as
     ``pyarrow.parquet.read_table(...).to_pandas()`` would), a fresh ``RangeIndex``, and a frame
@@ -134,6 +135,7 @@ class FrameHandoff:
         self.budget_bytes = int(budget_bytes)
         self.used_bytes = 0
         self.hits = 0
+        self.enabled = self.budget_bytes > 0
         self._kept: dict[str, tuple[Any, Any, int]] = {}
 
     @staticmethod
@@ -143,7 +145,12 @@ class FrameHandoff:
         return os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
 
     def fits(self, nbytes: int) -> bool:
-        return self.used_bytes + nbytes <= self.budget_bytes
+        return self.enabled and self.used_bytes + nbytes <= self.budget_bytes
+
+    def disable(self) -> None:
+        """Off for the rest of the run (a frame did not fit): release everything kept."""
+        self.enabled = False
+        self.clear()
 
     def keep(self, uri: str, frame: Any, rows: Any = None) -> bool:
         """Keep a pandas frame (the rows where ``rows`` is true, if given) or a ``pyarrow.Table``
@@ -152,6 +159,8 @@ class FrameHandoff:
         import pandas as pd
 
         self.drop(uri)
+        if not self.enabled:
+            return False
         if isinstance(frame, pd.DataFrame):
             total = int(frame.memory_usage(index=False, deep=True).sum())
             if rows is not None:
@@ -161,6 +170,7 @@ class FrameHandoff:
         else:
             total = int(frame.nbytes)
         if not self.fits(total):
+            self.disable()
             return False
         self._kept[self.key(uri)] = (frame, rows, total)
         self.used_bytes += total
@@ -170,7 +180,7 @@ class FrameHandoff:
         """The kept frame of ``uri`` (only the ``columns`` it has, in that order), or None."""
         import pandas as pd
 
-        kept = self._kept.get(self.key(uri))
+        kept = self._kept.get(self.key(uri)) if self.enabled else None
         if kept is None:
             return None
         frame, rows, _ = kept

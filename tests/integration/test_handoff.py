@@ -65,13 +65,17 @@ def test_handed_frames_equal_their_files_and_the_run_decides_the_same(settings, 
     assert _outcome(first, with_handoff) == _outcome(second, without)
 
 
-def test_a_frame_over_the_budget_is_read_from_its_file(tmp_path):
+def test_a_run_over_the_budget_reads_its_files(tmp_path):
     frame = pd.DataFrame({"x": range(1000), "s": pd.Series([f"v{i}" for i in range(1000)], dtype="str")})
-    handoff = FrameHandoff(budget_bytes=1000)
+    handoff = FrameHandoff(budget_bytes=8_000)
     store = LocalStore()
     store.handoff = handoff
+    small = store.write_parquet(str(tmp_path / "small.parquet"), frame.head(100))
+    assert handoff.get(small) is not None
+    # A frame that does not fit turns the handoff off: nothing stays held beside the next step.
     uri = store.write_parquet(str(tmp_path / "big.parquet"), frame)
-    assert handoff.used_bytes == 0 and handoff.get(uri) is None
+    assert not handoff.enabled and handoff.used_bytes == 0
+    assert handoff.get(uri) is None and handoff.get(small) is None
     pd.testing.assert_frame_equal(store.read_parquet(uri), frame)
 
     small = FrameHandoff(budget_bytes=1 << 20)
