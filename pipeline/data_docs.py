@@ -51,6 +51,7 @@ _GX_WEB_ASSETS = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.c
 _ASSET_TAG = re.compile(r"<(?:script|link|img)\b[^>]*>", re.IGNORECASE)
 _ASSET_URL = re.compile(r"""\b(src|href)=(["'])(https?://[^"']*)\2""", re.IGNORECASE)
 _CSS_URL = re.compile(r"""url\(\s*(["']?)(https?://[^"')\s]+)\1\s*\)""", re.IGNORECASE)
+_STATIC_REF = re.compile(r"""(["'])(?:\.\./)*static/""")
 _CDN_ONLY_ATTRS = re.compile(r"""\s(?:integrity|crossorigin)=(["'])[^"']*\1""", re.IGNORECASE)
 _SEVERITY_COLUMN = "Severity"
 _STATIC_MARKER = "static/driftline-static.json"
@@ -341,7 +342,9 @@ def _localise_page(page: Path, depth: int, table: dict[str, str] | None = None) 
         text = tag.group(0)
         found = _ASSET_URL.search(text)
         if not found:
-            return text
+            # GX's favicon template climbs one folder too few on validation pages.
+            relative = _STATIC_REF.search(text)
+            return text if relative is None else text.replace(relative.group(0), f"{relative.group(1)}{up}static/", 1)
         text = text[: found.start(3)] + local(found.group(3)) + text[found.end(3):]
         return _CDN_ONLY_ATTRS.sub("", text)
 
