@@ -38,7 +38,7 @@ import shutil
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +83,12 @@ class DocsTarget:
     asset_name: str
     run_name: str
     batch: str
-    run_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    run_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     model_site: str | None = None
 
     @classmethod
     def for_run(cls, artifact_root: str, model: str, day: str, run_id: str, stage: str,
-                window: str) -> "DocsTarget":
+                window: str) -> DocsTarget:
         """The target of a pipeline run: asset ``<model> <window>``, run name ``<day> <stage>
         <run_id>``, run time the run id's time, model site ``<artifact_root>/<model>/data_docs``."""
         return cls(model=model, asset_name=f"{model} {window}", run_name=f"{day} {stage} {run_id}", batch=window,
@@ -99,9 +99,9 @@ def run_time_of(run_id: str) -> datetime:
     """The UTC instant a run id (``YYYYmmddTHHMMSSfffZ-xxxxxx``) encodes; now for any other id."""
     try:
         at = datetime.strptime(run_id[:15], "%Y%m%dT%H%M%S")
-        return at.replace(microsecond=int(run_id[15:18]) * 1000, tzinfo=timezone.utc)
+        return at.replace(microsecond=int(run_id[15:18]) * 1000, tzinfo=UTC)
     except ValueError:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 def write_data_docs(store: Store, site_uri: str, report: dict[str, Any],
@@ -145,9 +145,14 @@ def _suite_result(report: dict[str, Any], evidence: list[tuple[dict[str, Any], A
                   target: DocsTarget) -> Any:
     """GX's suite result with driftline's verdict, names and each expectation's severity."""
     import great_expectations as gx
-    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+    from great_expectations.core import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
 
     results = []
     for exp, gx_result in evidence:
@@ -257,7 +262,9 @@ def _entry(report: dict[str, Any], target: DocsTarget, page: str) -> dict[str, A
 
 def _index_html(entries: list[dict[str, Any]], site_name: str) -> str:
     """GX's index page listing ``entries`` newest first, and the suites they used."""
-    from great_expectations.render.renderer.site_index_page_renderer import SiteIndexPageRenderer
+    from great_expectations.render.renderer.site_index_page_renderer import (
+        SiteIndexPageRenderer,
+    )
     from great_expectations.render.view import DefaultJinjaIndexPageView
 
     validations = sorted(entries, key=lambda e: e["run_time"], reverse=True)

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+from great_expectations.expectations.expectation_configuration import (
+    ExpectationConfiguration,
+)
 from great_expectations.render.renderer.content_block.validation_results_table_content_block import (
     ValidationResultsTableContentBlockRenderer,
 )
-from great_expectations.render.renderer.page_renderer import ValidationResultsPageRenderer
+from great_expectations.render.renderer.page_renderer import (
+    ValidationResultsPageRenderer,
+)
 
 #: The kwarg through which GX's page renderer asks its tables for extra (meta property) columns.
 _META_COLUMNS = "meta_properties_to_render"

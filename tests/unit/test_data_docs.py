@@ -11,10 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data_docs import DataDocsAssetUnknown, DocsTarget, _localise_page, external_assets
+from pipeline.data_docs import (
+    DataDocsAssetUnknown,
+    DocsTarget,
+    _localise_page,
+    external_assets,
+)
 from pipeline.storage import Store, join
 from pipeline.validate import ValidationFailed, validate
-from tests.unit.test_validate import BETWEEN, IN_SET, NOT_NULL, _exp, _suite, _tiny_frame, _tiny_spec
+from tests.unit.test_validate import (
+    BETWEEN,
+    IN_SET,
+    NOT_NULL,
+    _exp,
+    _suite,
+    _tiny_frame,
+    _tiny_spec,
+)
 
 WARN_ONLY = _suite(_exp(NOT_NULL, column="x", row_level=True), _exp(IN_SET, "warning", column="c", value_set=["a"]))
 CRITICAL = _suite(*WARN_ONLY["expectations"], _exp(BETWEEN, column="x", max_value=5))
@@ -67,7 +80,7 @@ def test_every_page_loads_only_files_inside_its_site(two_runs):
 
 
 def test_a_run_with_only_warning_failures_reads_succeeded_and_shows_severity(two_runs):
-    root, (passed, failed) = two_runs
+    _, (passed, failed) = two_runs
     assert passed.success and passed.warnings and not failed.success
     run_site = Path(passed.data_docs_uri).parent
     text = _text(_page(run_site, RUNS[0][1]))
@@ -79,7 +92,7 @@ def test_a_run_with_only_warning_failures_reads_succeeded_and_shows_severity(two
 
 
 def test_pages_carry_driftline_names(two_runs):
-    root, (passed, _) = two_runs
+    _, (passed, _) = two_runs
     text = _text(_page(Path(passed.data_docs_uri).parent, RUNS[0][1]))
     assert "Data asset: tiny snapshot" in text
     assert f"Run Name 2026-02-02 retrain {RUNS[0][1]}" in text and "Run Time 2026-02-02T01:02:03Z" in text
@@ -122,7 +135,7 @@ def test_the_model_index_renders_its_rows_in_a_browser_with_the_network_off(two_
 def test_the_model_site_on_s3(s3_client, s3_bucket):
     store = Store.for_uri("s3://x", s3_client)
     root = f"s3://{s3_bucket}/docs"
-    passed, failed = _validate_two_runs(root, store)
+    _validate_two_runs(root, store)
     index = store.read_text(join(root, "tiny", "data_docs", "index.html"))
     assert RUNS[0][1] in index and RUNS[1][1] in index and external_assets(index) == []
     assert store.exists(join(root, "tiny", "data_docs", "static", "vendor", "jquery-3.7.1", "jquery.min.js"))
