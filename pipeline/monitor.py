@@ -183,13 +183,18 @@ def validate_step(env: RunEnv, window: MonitorWindows | dict) -> ValidatedWindow
     Raises:
         ValidationFailed: the current window is bad data (``decision.json`` written first).
     """
+    from pipeline.data_docs import DocsTarget
     from pipeline.validate import ValidationFailed, validate
 
     window = MonitorWindows.coerce(window).to_dict()
     spec, store = env.spec, env.store
+
+    def docs(which: str) -> DocsTarget:
+        return DocsTarget.for_run(env.settings.artifact_root, spec.name, env.day, env.run_id, "monitor", which)
+
     try:
         current = validate(spec, window["current"]["uri"], store, join(env.monitor_prefix, "current"),
-                           labelled_before=env.labelled_end).to_dict()
+                           labelled_before=env.labelled_end, docs=docs("current window")).to_dict()
     except ValidationFailed as err:
         _finish(env, redact_obj(_bad_data_record(env, err, window["current"]["rows"])))
         raise
@@ -197,7 +202,7 @@ def validate_step(env: RunEnv, window: MonitorWindows | dict) -> ValidatedWindow
     if window.get("labelled"):
         try:
             labelled = validate(spec, window["labelled"]["uri"], store, join(env.monitor_prefix, "labelled"),
-                                labelled_before=env.labelled_end).to_dict()
+                                labelled_before=env.labelled_end, docs=docs("labelled window")).to_dict()
         except ValidationFailed as err:
             log.warning("labelled window failed validation; realised performance not measured: %s", err)
     return ValidatedWindows(current=current, labelled=labelled)

@@ -242,10 +242,12 @@ def ingest_step(env: RunEnv) -> Snapshot:
 def validate_step(env: RunEnv, snapshot: Snapshot | dict) -> Any:
     """Validate the snapshot with the model's suite; quarantine bad rows (raises ValidationFailed).
     The target is judged only on rows whose label has arrived."""
+    from pipeline.data_docs import DocsTarget
     from pipeline.validate import validate
 
     snapshot = Snapshot.coerce(snapshot)
-    report = validate(env.spec, snapshot.uri, env.store, env.run_prefix, labelled_before=env.labelled_end)
+    docs = DocsTarget.for_run(env.settings.artifact_root, env.spec.name, env.day, env.run_id, "retrain", "snapshot")
+    report = validate(env.spec, snapshot.uri, env.store, env.run_prefix, labelled_before=env.labelled_end, docs=docs)
     return replace(report, snapshot_hash=snapshot.content_hash)
 
 

@@ -6,7 +6,9 @@ Contract:
   decides anything, ``<out_prefix>/validation.json`` (the report), ``quarantine.parquet`` (rows
   that broke a row-level expectation, with a ``_quarantine_reason`` column naming every
   expectation each row broke), ``clean.parquet`` (every other row; ``rows == clean +
-  quarantine``) and ``data_docs/`` (GX Data Docs HTML). Then it raises
+  quarantine``) and ``data_docs/`` (GX Data Docs that work offline and show the verdict below
+  with each expectation's severity; see :mod:`pipeline.data_docs`, which also adds the page to the
+  model's own site when the caller names one). Then it raises
   :class:`ValidationFailed` when a critical expectation failed, more than
   ``spec.validation.max_quarantine_fraction`` of rows were quarantined, or fewer than
   ``spec.validation.min_rows`` valid rows remain.
@@ -47,7 +49,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ import pandas as pd
 
 from pipeline.artifacts import Record
 from pipeline.config import REPO_ROOT, ModelSpec
+from pipeline.data_docs import DocsTarget
 from pipeline.errors import DriftlineError
 from pipeline.storage import Store, join
 
@@ -80,7 +82,6 @@ _DATETIME_TYPES = ("datetime64[s]", "datetime64[ms]", "datetime64[us]", "datetim
 _BOOL_TYPES = ("bool", "BooleanDtype")
 _STRING_TYPES = ("str",)
 _SAMPLE_SIZE = 5
-_DOCS_SITE = "driftline_docs"
 
 
 class ValidationStageError(DriftlineError):
@@ -120,7 +121,9 @@ class ValidationReport(Record):
             quarantined_rows, message}``.
         warnings: failed warning expectations, same shape.
         report_uri, quarantine_uri, clean_uri: the written artifacts.
-        data_docs_uri: the Data Docs ``index.html``.
+        data_docs_uri: the run's Data Docs ``index.html``.
+        model_data_docs_uri: the model's Data Docs ``index.html`` (every validation of the model),
+            or "" when the caller named no model site.
         suite_name: the suite that was run.
         quarantine_reasons: reason -> quarantined rows (a row may count under several).
         snapshot_hash: the validated snapshot's content hash (lineage), when the caller knows it.
@@ -140,11 +143,12 @@ class ValidationReport(Record):
     suite_name: str
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     snapshot_hash: str = ""
+    model_data_docs_uri: str = ""
 
 
 def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, *,
              suite: dict | None = None, expectations_dir: Path | None = None,
-             labelled_before: Any = None) -> ValidationReport:
+             labelled_before: Any = None, docs: DocsTarget | None = None) -> ValidationReport:
     """Validate one snapshot, write the report, quarantine, clean rows and Data Docs.
 
     Args:
@@ -158,6 +162,9 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
             beside the spec's folder, else ``<repo>/expectations``).
         labelled_before: rows stamped at or after this instant have no label yet (see the
             module docstring); ``None`` = every row is labelled.
+        docs: the Data Docs' names and the model site to add the page to
+            (:meth:`DocsTarget.for_run` for a pipeline run); None = asset ``<model> snapshot``,
+            run name the last folder of ``out_prefix``, no model site.
 
     Returns:
         The :class:`ValidationReport` (``success`` is True: failures raise).
@@ -183,13 +190,18 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
         "clean_uri": join(out_prefix, "clean.parquet"),
         "data_docs_uri": join(out_prefix, "data_docs", "index.html"),
     }
-    with tempfile.TemporaryDirectory(prefix="driftline-docs-") as docs_dir:
-        report, keep, quarantine = _validate(spec, frame, suite, Path(docs_dir))
-        if labelled_before is not None:
-            frame = mask_unlabelled(spec, frame, labelled_before)
-        store.write_parquet(uris["quarantine_uri"], quarantine)
-        store.write_parquet(uris["clean_uri"], frame, rows=keep)
-        store.upload_dir(docs_dir, join(out_prefix, "data_docs"))
+    report, keep, quarantine, evidence = _validate(spec, frame, suite)
+    if labelled_before is not None:
+        frame = mask_unlabelled(spec, frame, labelled_before)
+    store.write_parquet(uris["quarantine_uri"], quarantine)
+    store.write_parquet(uris["clean_uri"], frame, rows=keep)
+    docs = docs or DocsTarget(model=spec.name, asset_name=f"{spec.name} snapshot",
+                              run_name=out_prefix.rstrip("/").rsplit("/", 1)[-1], batch="snapshot")
+    from pipeline.data_docs import write_data_docs
+
+    write_data_docs(store, join(out_prefix, "data_docs"), report, evidence, docs)
+    if docs.model_site:
+        uris["model_data_docs_uri"] = join(docs.model_site, "index.html")
     report = {**report, "snapshot_uri": snapshot_uri, **uris}
     store.write_json(uris["report_uri"], report)
     result = ValidationReport.from_dict(report)
@@ -216,7 +228,7 @@ def validate_frame(spec: ModelSpec, df: pd.DataFrame, suite: dict) -> tuple[dict
         InvalidSuite: an expectation's meta is malformed or ``row_level`` on a type whose
             rows cannot be identified.
     """
-    report, keep, quarantine = _validate(spec, df, suite, None)
+    report, keep, quarantine, _ = _validate(spec, df, suite)
     return report, df.loc[keep].reset_index(drop=True), quarantine
 
 
@@ -504,15 +516,13 @@ def _import_gx() -> Any:
     return gx
 
 
-def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]],
-            docs_dir: Path | None, fast: bool = True) -> list[Any]:
-    """GX results in the order of ``expectations`` (Data Docs built into ``docs_dir`` if given).
+def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]], fast: bool = True) -> list[Any]:
+    """GX results in the order of ``expectations`` (Data Docs are rendered afterwards, from the
+    verdict: :mod:`pipeline.data_docs`).
 
     ``fast``: validate with :mod:`pipeline.gx_fast`'s engine (common column metrics computed
     column-wise; same results); ``False`` runs GX's own pandas engine throughout."""
     gx = _import_gx()
-    from great_expectations.checkpoint import UpdateDataDocsAction
-
     context = gx.get_context(mode="ephemeral")
     # GX draws a tqdm bar per validation; in task logs that is noise, not progress.
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -529,41 +539,34 @@ def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]],
              .add_batch_definition_whole_dataframe("whole"))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"validate_{token}", data=batch, suite=suite))
-    if docs_dir is None:
-        result = definition.run(batch_parameters={"dataframe": view}, result_format="SUMMARY")
-    else:
-        context.add_data_docs_site(_DOCS_SITE, {
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        })
-        checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name=f"checkpoint_{token}", validation_definitions=[definition], result_format="SUMMARY",
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[_DOCS_SITE])]))
-        run = checkpoint.run(batch_parameters={"dataframe": view})
-        result = next(iter(run.run_results.values()))
+    result = definition.run(batch_parameters={"dataframe": view}, result_format="SUMMARY")
     by_id = {r.expectation_config.id: r for r in result.results}
     return [by_id[e.id] for e in suite.expectations]
 
 
-def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
-              docs_dir: Path | None) -> tuple[dict, np.ndarray, pd.DataFrame]:
-    """``(report, clean-row mask, quarantined rows)``: the clean rows are left in ``df`` (a
-    caller writes them with the mask rather than copying the whole frame)."""
+def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict
+              ) -> tuple[dict, np.ndarray, pd.DataFrame, list[tuple[dict[str, Any], Any]]]:
+    """``(report, clean-row mask, quarantined rows, evidence)``: the clean rows are left in
+    ``df`` (a caller writes them with the mask rather than copying the whole frame); evidence is
+    ``(expectation, GX result or None for a missing column)`` per expectation, for Data Docs."""
     expectations = _checked_expectations(_with_finite(suite, spec, df))
     name = suite.get("name") or spec.suite_name
     view = _gx_view(df)
     present = [e for e in expectations if e["kwargs"].get("column", None) in (None, *view.columns)]
-    gx_results = iter(_run_gx(view, name, present, docs_dir)) if present else iter(())
+    gx_results = iter(_run_gx(view, name, present)) if present else iter(())
     n = len(df)
     entries: list[dict[str, Any]] = []
+    evidence: list[tuple[dict[str, Any], Any]] = []
     reasons = np.full(n, "", dtype=object)
     for exp in expectations:
         column = exp["kwargs"].get("column")
         if column is not None and column not in view.columns:
             entries.append(_missing_column_entry(exp, column))
+            evidence.append((exp, None))
             continue
-        entry = _entry(exp, next(gx_results))
+        gx_result = next(gx_results)
+        evidence.append((exp, gx_result))
+        entry = _entry(exp, gx_result)
         if exp["meta"]["row_level"]:
             mask = _row_mask(exp, view[column])
             if exp["kwargs"].get("row_condition"):
@@ -604,7 +607,7 @@ def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict,
         "quarantine_reasons": {str(k): int(v) for k, v in reason_counts.items()} if reason_counts is not None else {},
         "results": entries,
     }
-    return report, ~bad, quarantine
+    return report, ~bad, quarantine, evidence
 
 
 def _condition(view: pd.DataFrame, kwargs: dict[str, Any]) -> np.ndarray:

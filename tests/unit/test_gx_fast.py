@@ -107,8 +107,8 @@ def test_fast_engine_gives_gx_results_expectation_by_expectation(frame, monkeypa
 
     monkeypatch.setattr(gx_fast.FastPandasEngine, "_fast", recording)
     # GX's own engine on the object view it needs; the fast one on the compact frame the pipeline keeps.
-    slow = v._run_gx(v._gx_view(frame, strings_as_object=True), "conformance", CASES, None, fast=False)
-    fast = v._run_gx(v._gx_view(frame), "conformance", CASES, None, fast=True)
+    slow = v._run_gx(v._gx_view(frame, strings_as_object=True), "conformance", CASES, fast=False)
+    fast = v._run_gx(v._gx_view(frame), "conformance", CASES, fast=True)
     # The column-wise path really ran (it is not everything falling back to GX).
     for kind in ("nonnull", "between", "in_set", "unique", "in_type_list"):
         assert f"column_values.{kind}.condition" in computed, kind
@@ -131,8 +131,8 @@ def test_fast_engine_matches_gx_on_a_window_of_demo_rows():
     spec_suite = v.load_suite(_spec())
     expectations = v._checked_expectations(v._with_finite(v._with_window(spec_suite, _spec(), str(DEMO_START),
                                                                          "2026-01-03"), _spec(), df))
-    slow = v._run_gx(v._gx_view(df, strings_as_object=True), "demo", expectations, None, fast=False)
-    fast = v._run_gx(v._gx_view(df), "demo", expectations, None, fast=True)
+    slow = v._run_gx(v._gx_view(df, strings_as_object=True), "demo", expectations, fast=False)
+    fast = v._run_gx(v._gx_view(df), "demo", expectations, fast=True)
     for exp, a, b in zip(expectations, slow, fast):
         assert _comparable(b) == _comparable(a), (exp["type"], exp["kwargs"])
 
