@@ -295,7 +295,18 @@ def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking
         inputs.append(DatasetInput(dataset=dataset._to_mlflow_entity(),
                                    tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=_INPUT_CONTEXTS[name])]))
     client.log_inputs(run_id, datasets=inputs)
+    _warm_imports()
     return experiment_id, run_id, run_name
+
+
+def _warm_imports() -> None:
+    """Import what logging the models and drawing the plots needs (skops, MLflow's sklearn
+    flavour, matplotlib, sklearn's calibration curve): about 2 s of imports that would otherwise
+    wait until the fit ends."""
+    import matplotlib.figure  # noqa: F401
+    import mlflow.sklearn  # noqa: F401
+    import skops.io  # noqa: F401
+    from sklearn import calibration  # noqa: F401
 
 
 def _abandon_run(side: "_Side", tracking_uri: str) -> None:
