@@ -55,6 +55,18 @@ def test_stage_benchmarks_write_their_json(tmp_path, args, fields):
         assert report["summary"] and all(row["ratio"] > 0 for row in report["summary"])
 
 
+def test_validation_benchmark_agrees_with_its_numpy_anchor(tmp_path):
+    """benchmarks/validate.py on 20k rows: GX's engine, the fast engine, the pipeline's
+    validation and the numpy anchor all reach the same verdict on every expectation, and the
+    injected bad values fail some of them."""
+    report = _run(["benchmarks.validate", "--rows", "20000"], tmp_path)
+    assert report["rows"] == 20000 and report["failed_expectations"] > 0 and report["quarantined_rows"] > 0
+    assert report["verdicts_agree"] == {"gx_own_vs_fast": True, "anchor_vs_gx": True, "anchor_disagreements": [],
+                                        "pipeline_report_vs_gx": True}
+    for side in ("gx_import", "gx_own_engine", "gx_fast_engine", "pipeline_validate_frame", "numpy_anchor"):
+        assert report[side]["seconds"] > 0, side
+
+
 def test_monitor_benchmark_flags_exactly_the_strong_shifts(tmp_path):
     """The driftline side of benchmarks/monitor.py on a tiny shape: every strongly shifted column
     flagged, no slightly shifted or unshifted one."""
