@@ -261,8 +261,10 @@ def test_split_and_profile_writes_windows_and_train_profile(tmp_path, spec):
 
     again = split_and_profile(spec, clean, store, str(tmp_path / "run"), end)
     assert again == split
+    # The monitor's score reference is the test window here: its file serves, no copy is written.
+    assert split.reference_uri == split.test_uri
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "profile.json", "recent.parquet", "reference.parquet", "test.parquet", "train.parquet", "valid.parquet"]
+        "profile.json", "recent.parquet", "test.parquet", "train.parquet", "valid.parquet"]
 
 
 def test_split_and_profile_reports_a_short_snapshot(tmp_path, spec):
