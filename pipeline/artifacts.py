@@ -5,7 +5,7 @@ run id; a re-run of a date adds a run and never overwrites or deletes an earlier
 
     <artifact_root>/<model>/runs/<YYYY-MM-DD>/<run id>/   snapshot.parquet snapshot.json
         validation.json quarantine.parquet clean.parquet data_docs/ train.parquet valid.parquet
-        test.parquet recent.parquet reference.parquet profile.json evaluation.json steps/
+        test.parquet recent.parquet [reference.parquet] profile.json evaluation.json steps/
         decision.json
     <artifact_root>/<model>/runs/<YYYY-MM-DD>/latest.json     -> the last completed run of the date
     <artifact_root>/<model>/runs/<YYYY-MM-DD>/lease.json      -> the run holding the date, until when

@@ -24,8 +24,9 @@ Contract:
   :class:`EmptySplitError`.
 * The reference profile describes the rows the model is fitted to: the train window
   (standard), the rows after the change (anchored: labelled and recent), or the recent rows
-  after the change (covariate). ``reference.parquet`` holds the rows the monitor's score
-  references are computed on: the test window, or the recent post-change rows (covariate).
+  after the change (covariate). The monitor's score references are computed on the test
+  window (``reference_uri`` is then ``test_uri``), or on the recent post-change rows
+  (covariate), written as ``reference.parquet``.
 * Derived features are computed by :class:`DerivedFeatures`, a stateless sklearn transformer,
   as the first step of every model pipeline built by :func:`build_preprocessor`, so training
   and serving run the same code on raw columns. Categories unseen at fit time never crash
