@@ -34,8 +34,9 @@ Contract:
   column without nulls equals plain ``int64``), so it does not depend on file order, batch
   sizes or row order.
 * Days of the window without rows are reported in ``missing_days`` and logged, not raised.
-  A window with no row at all is :class:`NoDataYet` when it lies after the source's newest day
-  (the data has not landed: runs skip) and :class:`EmptyWindow` otherwise (a gap: runs fail).
+  A window whose last day has no rows while the source has nothing on or after that day is
+  :class:`NoDataYet` (the run's date has not landed: runs skip); a window with no row at all
+  otherwise is :class:`EmptyWindow` (a gap: runs fail).
 
 Raises (all :class:`IngestError`): :class:`SourceUnreachable`, :class:`EmptyWindow`,
 :class:`NoDataYet`, :class:`MissingColumns`, :class:`UnreadableFile`, :class:`SchemaMismatch`.
@@ -130,7 +131,7 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
     Raises:
         SourceUnreachable: the lake root/bucket/endpoint or database/table cannot be reached, or
             no client/URI was given for the source.
-        NoDataYet: no row falls in the window and the source's newest day is before it.
+        NoDataYet: the window's last day has no rows and the source's newest day is before it.
         EmptyWindow: no row of the source falls in the window, though the source has data there
             or later (a gap), or the source is empty.
         MissingColumns: a file or the table lacks some of ``spec.required_columns``.
@@ -160,8 +161,10 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
             for where, table in tables:
                 writer.add(where, table)
         writer.close()
+        last_day = (end - timedelta(microseconds=1)).date()
+        if last_day not in writer.days_seen:
+            _raise_if_no_data_yet(spec, source, window, last_day, s3_client, pg_uri)
         if writer.rows == 0:
-            _raise_if_no_data_yet(spec, source, start, end, s3_client, pg_uri)
             raise EmptyWindow(f"{source}: no rows with {spec.timestamp_column} in {window} "
                               f"({writer.units_read} file(s)/batch(es) read); check the data interval "
                               f"and that the source has been loaded for these days")
@@ -198,17 +201,18 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
     return snapshot
 
 
-def _raise_if_no_data_yet(spec: ModelSpec, source: str, start: datetime, end: datetime, s3_client: Any,
+def _raise_if_no_data_yet(spec: ModelSpec, source: str, window: str, last_day: date, s3_client: Any,
                           pg_uri: str | None) -> None:
-    """Raise :class:`NoDataYet` when the source's newest day is before the (empty) window."""
+    """Raise :class:`NoDataYet` when the window's last day has no rows and the source has
+    nothing on or after it (the day has not landed; a quiet day inside the history is only a
+    missing day)."""
     newest = newest_day(spec, s3_client=s3_client, pg_uri=pg_uri)
-    if newest is None or newest >= start.date():
-        return  # an empty source, or a gap inside its history: a real EmptyWindow
-    last = (end - timedelta(microseconds=1)).date()
+    if newest is None or newest >= last_day:
+        return
     newest_what = "partition" if spec.source.kind == "lake" else "row"
-    raise NoDataYet(f"no data for {last} yet; the newest {newest_what} of {source} is {newest} (the run reads "
-                    f"[{start.date()}, {end.date()})). Nothing to do until that day's data lands; to run on "
-                    f"the data there is, trigger with as_of_date {newest + timedelta(days=1)}")
+    raise NoDataYet(f"no data for {last_day} yet; the newest {newest_what} of {source} is {newest} (the run "
+                    f"reads {window}). Nothing to do until that day's data lands; to run on the data there "
+                    f"is, trigger with as_of_date {newest + timedelta(days=1)}")
 
 
 def newest_day(spec: ModelSpec, *, s3_client: Any = None, pg_uri: str | None = None) -> date | None:

@@ -12,7 +12,7 @@ where each is allowed:
   driftline DAG finishes, the component that finishes it -- the scheduler, the API server when a
   person marks the run, ``dag.test()`` / ``airflow dags test`` in-process -- calls
   :func:`on_dag_run_success` / :func:`on_dag_run_failed` inside its own DB session, which copies
-  the newest note XCom onto ``DagRun.note``. A failed run without a failure note (a timeout, a
+  the newest note XCom onto ``DagRun.note`` (flushed in that session; its owner commits). A failed run without a failure note (a timeout, a
   retryable error that ran out of retries) gets "failed at <task>" from the task states.
 
 A note a person wrote (it has a user) is never overwritten; a note driftline wrote earlier (a
@@ -77,9 +77,15 @@ def _write_note(dag_run: Any, state: str) -> None:
     from sqlalchemy.orm import object_session
 
     session = object_session(dag_run)
-    if session is None:  # a detached run (no DB session to write in): nothing to write through
-        log.warning("driftline: run %s of %s has no DB session; its note is not set", dag_run.run_id, dag_run.dag_id)
-        return
+    if session is None:
+        # dag.test() hands over a run detached from its session; the thread's scoped session is
+        # the one it commits right after (a second connection would wait on its write lock).
+        from airflow import settings
+
+        session = settings.Session()
+        dag_run = session.get(type(dag_run), dag_run.id)
+        if dag_run is None:
+            return
     existing = dag_run.dag_run_note
     if existing is not None and existing.user_id:
         return  # a person's note
@@ -92,6 +98,7 @@ def _write_note(dag_run: Any, state: str) -> None:
         dag_run.dag_run_note = DagRunNote(content=text)
     else:
         existing.content = text
+    session.flush()
 
 
 def _latest_note(session: Any, dag_run: Any) -> str | None:

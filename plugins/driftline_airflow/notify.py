@@ -14,7 +14,9 @@ depends on the connection ``driftline_notify`` (:data:`CONN_ID`):
   a notification must not change the run's outcome.
 
 The payload carries the run's note (:mod:`driftline_airflow.notes`: "failed at validate:
-ValidationFailed: ...") when it is set, else Airflow's reason.
+ValidationFailed: ...") when Airflow hands it over (the scheduler's callback request to the DAG
+processor does; ``dag.test()`` does not), else the failed task and Airflow's reason, and always
+the failed task's log URL.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class RunFailureNotifier(BaseNotifier):
     def __init__(self, conn_id: str = CONN_ID):
         super().__init__()
         self.conn_id = conn_id
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render (no template fields). BaseNotifier's would build a Jinja environment
+        from ``context["dag"]``, which under ``dag.test()`` is a SerializedDAG without one."""
 
     def notify(self, context: Any) -> None:
         payload = failure_payload(context)
