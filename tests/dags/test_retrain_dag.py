@@ -51,6 +51,18 @@ def run(dag, day: str, **conf):
     return str(getattr(dr.state, "value", dr.state))
 
 
+def run_and_note(dag, day: str, **conf) -> tuple[str, str | None]:
+    """One dag.test() run; its state and the note the Airflow UI shows for it (from the DB)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    dr = dag.test(logical_date=datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc),
+                  run_conf={**DEFAULT_CONF, **conf})
+    with create_session() as session:
+        stored = session.query(DagRun).filter(DagRun.dag_id == dr.dag_id, DagRun.run_id == dr.run_id).one()
+        return str(getattr(stored.state, "value", stored.state)), stored.note
+
+
 def record(settings, day: str) -> dict:
     from tests.conftest import latest_record
 
@@ -68,8 +80,15 @@ def champion(settings) -> str | None:
     return info.version if info else None
 
 
-def test_first_run_creates_the_champion(home, retrain_dag):
-    assert run(retrain_dag, "2026-02-12", train_days=1) == "success"
+def test_first_run_creates_the_champion(home, retrain_dag, caplog):
+    with caplog.at_level("INFO", logger="pipeline.retrain"):
+        state, note = run_and_note(retrain_dag, "2026-02-12", train_days=1)
+    assert state == "success"
+    assert note.startswith("promoted: PROMOTE candidate v1 (first champion)"), note
+    # The evaluate task logs one line per gate, not a dict dump.
+    gates = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gate candidate ")]
+    assert any(g.startswith("gate candidate floor: PASS -- observed ") and " vs threshold " in g for g in gates), gates
+    assert any(g.startswith("gate candidate vs_champion: skip") for g in gates), gates
     rec = record(home, "2026-02-12")
     assert rec["status"] == "promoted" and rec["promote"] is True
     assert rec["champion_before"] is None and rec["champion_after"] == rec["candidate_version"] == "1"
@@ -92,7 +111,8 @@ def test_first_run_creates_the_champion(home, retrain_dag):
 
 
 def test_dry_run_registers_but_never_promotes(home, retrain_dag):
-    assert run(retrain_dag, "2026-02-19", dry_run=True) == "success"
+    state, note = run_and_note(retrain_dag, "2026-02-19", dry_run=True)
+    assert state == "success" and note.startswith("dry run: "), note
     rec = record(home, "2026-02-19")
     assert rec["status"] == "dry_run" and rec["promote"] is False
     assert rec["candidate_version"] == "2" and champion(home) == "1"
@@ -119,7 +139,8 @@ def test_the_same_data_again_is_not_worth_a_promotion(home, retrain_dag):
 
 def test_worse_candidate_is_not_promoted_and_the_run_succeeds(home, retrain_dag):
     before = champion(home)
-    assert run(retrain_dag, "2026-02-19", train_days=1) == "success"
+    state, note = run_and_note(retrain_dag, "2026-02-19", train_days=1)
+    assert state == "success" and note.startswith("not promoted: REJECT candidate v"), note
     rec = record(home, "2026-02-19")
     assert rec["status"] == "not_promoted", rec["reasons"]
     failed = {g["name"] for g in rec["challengers"]["candidate"]["gates"] if g["passed"] is False}
@@ -149,7 +170,8 @@ def test_bad_data_fails_validation_and_leaves_the_champion(home, retrain_dag):
     """A short window holding the bad days: 30 % null scores on three days of ten is beyond the
     5 % quarantine limit, so validation fails the run."""
     before = champion(home)
-    assert run(retrain_dag, "2026-02-22", train_days=1, valid_days=1, test_days=1) == "failed"
+    state, note = run_and_note(retrain_dag, "2026-02-22", train_days=1, valid_days=1, test_days=1)
+    assert state == "failed" and note.startswith("failed at validate: ValidationFailed: "), note
     rec = record(home, "2026-02-22")
     assert rec["status"] == "failed" and rec["failed_step"] == "validate"
     assert "ValidationFailed" in rec["summary"] and "quarantine" in rec["summary"].lower()
