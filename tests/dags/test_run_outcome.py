@@ -118,3 +118,26 @@ def test_without_a_connection_a_failure_is_one_log_line(home, retrain_dag, caplo
     lines = [r.getMessage() for r in caplog.records if r.name == "driftline_airflow.notify"]
     assert len(lines) == 1 and lines[0].startswith(f"driftline: retrain__{MODEL} run {dr.run_id} failed -- failed at ")
     assert "set connection 'driftline_notify'" in lines[0]
+
+
+@pytest.mark.parametrize("state,latest,failed,expected", [
+    ("success", "promoted: PROMOTE candidate v3", [], "promoted: PROMOTE candidate v3"),
+    ("success", None, [], None),
+    ("failed", "failed at validate: ValidationFailed: 12 % nulls", ["validate", "report"],
+     "failed at validate: ValidationFailed: 12 % nulls"),
+    # a timeout or retries running out push no line: the note names the task, then what was known
+    ("failed", "drift, retrain requested: shift", ["trigger_retrain"],
+     "failed at trigger_retrain (see its log); before that: drift, retrain requested: shift"),
+    ("failed", None, [], "failed at a task (see its log)"),
+])
+def test_the_note_of_a_finished_run(state, latest, failed, expected):
+    from driftline_airflow.notes import compose
+
+    assert compose(state, latest, failed) == expected
+
+
+def test_a_note_fits_the_column_on_one_line():
+    from driftline_airflow.notes import MAX_NOTE, clip
+
+    assert clip("a\n  b") == "a b"
+    assert len(clip("x" * 5000)) == MAX_NOTE
