@@ -62,6 +62,9 @@ demo-data: venv
 airflow-db: venv
 	@mkdir -p $(AIRFLOW_HOME) $(AIRFLOW__CORE__PLUGINS_FOLDER)
 	$(BIN)/airflow db migrate > $(DRIFTLINE_HOME)/airflow-db-migrate.log
+	@# Parse the DAG files into the DB now: `airflow dags list` and the UI show them at once,
+	@# not only after the dag-processor's first pass.
+	$(BIN)/airflow dags reserialize >> $(DRIFTLINE_HOME)/airflow-db-migrate.log 2>&1
 	@echo "airflow metadata DB ready ($(AIRFLOW_HOME))"
 
 # The demo tells one story from an empty registry: an earlier demo's registry, MLflow runs,

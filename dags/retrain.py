@@ -9,7 +9,11 @@ champion untouched) → **split_profile** out-of-time into train/valid/test and 
 training window → **train** the XGBoost candidate and the baseline (MLflow run) → **evaluate**
 candidate, baseline and champion on the same test window and apply the promotion gates →
 **promote**: register the candidate, move `champion` by compare-and-set if the gates say so →
-**report**: write the decision record (`decision.json`, also on the MLflow run).
+**publish_champion**: emit the `driftline_<model>_champion` Asset event -- only when this run moved
+the champion (skipped otherwise: dry runs, rejections and backfills emit nothing), its `extra`
+naming the model, version, previous version, primary metric and value, date and run →
+**report**: write the decision record (`decision.json`, also on the MLflow run) and the version's
+description in the registry.
 
 `as_of` is midnight UTC of the run's data-interval end (or the `as_of_date` param). A failing
 gate is not a failed run: it ends "not promoted" with its reasons. Backfills recompute history
@@ -39,6 +43,8 @@ IO_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponen
 
 def build_retrain_dag(model: str, schedule: str | None, tags: list[str], start_date: Any = None):
     start_date = start_date or pendulum.datetime(2000, 1, 1, tz="UTC")  # any date of the data: tests, backfills
+    champion_asset = Asset(f"driftline_{model}_champion")
+
     @dag(
         dag_id=f"retrain__{model}",
         schedule=schedule,
@@ -98,11 +104,23 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str], start_d
 
             return run_step(model, evaluate_step, split, trained)
 
-        @mlflow_task(outlets=[Asset(f"driftline_{model}_champion")], **IO_RETRIES)
+        @mlflow_task(**IO_RETRIES)
         def promote(evaluation: dict) -> dict:
             from pipeline.retrain import promote_step
 
             return run_step(model, promote_step, evaluation)
+
+        # A task's outlets emit an event whenever it succeeds: this one is skipped unless the
+        # champion moved, so assets scheduled on the champion fire only for a new champion.
+        @task(outlets=[champion_asset], **IO_RETRIES)
+        def publish_champion(promotion: dict) -> dict:
+            from airflow.sdk import get_current_context
+
+            from pipeline.retrain import champion_event_step
+
+            event = run_step(model, champion_event_step, promotion)
+            get_current_context()["outlet_events"][champion_asset].extra = event
+            return event
 
         @mlflow_task(trigger_rule="all_done", **IO_RETRIES)
         def report() -> dict:
@@ -112,6 +130,7 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str], start_d
 
         split = split_profile(validate(ingest()))
         promoted = promote(evaluate(split, train(split)))
+        publish_champion(promoted)
         promoted >> report()
 
     return retrain_dag()

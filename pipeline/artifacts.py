@@ -10,7 +10,7 @@ run id; a re-run of a date adds a run and never overwrites or deletes an earlier
     <artifact_root>/<model>/runs/<YYYY-MM-DD>/latest.json     -> the last completed run of the date
     <artifact_root>/<model>/runs/<YYYY-MM-DD>/lease.json      -> the run holding the date, until when
     <artifact_root>/<model>/monitor/<YYYY-MM-DD>/<run id>/   current/ labelled/ drift.json
-        decision.json report.html        (and latest.json, lease.json beside them)
+        decision.json report.html dashboard.html   (and latest.json, lease.json beside them)
 
 Run ids sort by time: ``<UTC time to the millisecond>Z-<6 hex>`` (:func:`new_run_id`; Airflow
 runs derive theirs from the DAG run, so every task and retry of one run shares it). The

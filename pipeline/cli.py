@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _log_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from pipeline.dashboard import DEFAULT_DAYS
     from pipeline.demo import BAD_KINDS, DRIFT_KINDS, TASKS
 
     gen = sub.add_parser("generate", help="write deterministic synthetic demo data",
@@ -167,10 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--list", action="store_true", help="list every run of that date")
     show.set_defaults(func=cmd_show)
 
+    board = sub.add_parser("dashboard", help="write the model-health dashboard (one self-contained HTML page)",
+                           description="Draw a model's monitored days -- realised and estimated performance, drift "
+                                       "per feature, prediction drift, retrain requests, promotions and rollbacks, "
+                                       "with the rule's thresholds -- into one HTML page that opens offline.")
+    board.add_argument("model")
+    board.add_argument("--out", help="where to write it: a file path or s3:// URI (default: ./<model>-dashboard.html)")
+    board.add_argument("--days", type=_positive, default=DEFAULT_DAYS,
+                       help=f"days shown, ending on --end (default: {DEFAULT_DAYS})")
+    board.add_argument("--end", type=_day, help="last day shown (default: the latest monitored day)")
+    board.set_defaults(func=cmd_dashboard)
+
     prune = sub.add_parser("prune", help="delete failed and abandoned runs older than the retention")
     prune.add_argument("model")
     prune.add_argument("--older-than-days", type=_positive, help="default: the spec's runtime.failed_run_retention_days")
     prune.set_defaults(func=cmd_prune)
+
+    reference = sub.add_parser("spec-reference", help="print the model spec's field reference (markdown)",
+                               description="Every field of a model spec with its type, default, allowed values "
+                                           "and description, generated from pipeline/config.py.")
+    reference.add_argument("--out", help="write it to this file (docs/spec-reference.md is the committed copy)")
+    reference.set_defaults(func=cmd_spec_reference)
 
     suggest = sub.add_parser("suggest-suite", help="draft a Great Expectations suite from a reference window",
                              description="Profile [date - days, date) of the model's source and print "
@@ -178,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("model", nargs="?", help="the model's name (as every other command takes it)")
     suggest.add_argument("--model", dest="model_flag", help=argparse.SUPPRESS)  # the earlier spelling
     suggest.add_argument("--data", help="lake URI to profile instead of the spec's source (local or s3://)")
+    suggest.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
     suggest.add_argument("--date", type=_day, help="end of the reference window (default: today, UTC)")
     suggest.add_argument("--days", type=_positive, default=14)
     suggest.add_argument("--margin", type=float, default=0.1, help="relative widening of numeric ranges")
@@ -373,6 +392,28 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    """Render the model-health dashboard from the monitor's and retrain's records and the alias
+    history; write it to ``--out``."""
+    from pathlib import Path
+
+    from pipeline import registry
+    from pipeline.dashboard import load_dashboard, render_dashboard
+    from pipeline.storage import Store, default_s3_client, is_s3
+
+    client, spec = _registry(args, settings)
+    root = settings.artifact_root
+    store = Store.for_uri(root, default_s3_client() if is_s3(root) else None)
+    data = load_dashboard(store, root, spec.name, alias_history=registry.history(client, spec), end_day=args.end,
+                          days=args.days)
+    out = args.out or f"{spec.name}-dashboard.html"
+    Store.for_uri(out, default_s3_client() if is_s3(out) else None).write_text(out, render_dashboard(data))
+    where = out if is_s3(out) else Path(out).resolve().as_uri()
+    print(f"wrote {out}: {spec.name}, {len(data.monitored)} monitored day(s) from {data.first_day} to "
+          f"{data.last_day}, {len(data.events)} event(s); open {where} in a browser (works offline)")
+    return EXIT_OK
+
+
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     """Delete failed and abandoned runs older than the retention (never one a version points at)."""
     from pipeline.artifacts import prune_runs
@@ -396,11 +437,26 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_spec_reference(args: argparse.Namespace, settings: Settings) -> int:
+    """Print (or write with ``--out``) the spec field reference generated from the schema."""
+    from pathlib import Path
+
+    from pipeline.spec_reference import render
+
+    text = render()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_suggest_suite(args: argparse.Namespace, settings: Settings) -> int:
     import tempfile
 
     from pipeline.config import find_spec
-    from pipeline.ingest import ingest
+    from pipeline.ingest import EmptyWindow, ingest
     from pipeline.runenv import to_as_of
     from pipeline.storage import Store, default_s3_client, is_s3
     from pipeline.validate import suggest_suite
@@ -412,7 +468,14 @@ def cmd_suggest_suite(args: argparse.Namespace, settings: Settings) -> int:
     s3 = default_s3_client() if is_s3(spec.source.uri or "") else None
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.for_uri(tmp)
-        snapshot = ingest(spec, end, store, tmp, days=args.days, s3_client=s3)
+        try:
+            snapshot = ingest(spec, end, store, tmp, days=args.days, s3_client=s3, pg_uri=args.pg_uri)
+        except EmptyWindow as err:
+            if args.date:
+                raise
+            raise EmptyWindow(f"{err}. Without --date the reference window is the {args.days} days before today: "
+                              "give --date YYYY-MM-DD, the day after the last day of a clean stretch of your "
+                              "data") from None
         suite = suggest_suite(spec, store.read_parquet(snapshot.uri), margin=args.margin)
     text = json.dumps(suite, indent=2)
     if args.out:
@@ -420,7 +483,27 @@ def cmd_suggest_suite(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {args.out} ({len(suite.get('expectations', []))} expectations from {snapshot.rows} rows)")
     else:
         print(text)
+    note = _monitor_window_note(spec, snapshot.rows, args.days - len(snapshot.missing_days))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _monitor_window_note(spec: Any, rows: int, days_with_rows: int) -> str | None:
+    """A warning when one monitor window of this data would hold fewer rows than validation and
+    the monitor require: every monitor run would then end as bad data."""
+    import math
+
+    per_day = rows / max(days_with_rows, 1)
+    per_window = per_day * spec.windows.monitor_days
+    needed = max(spec.validation.min_rows, spec.drift.min_window_rows)
+    if per_window >= needed:
+        return None
+    return (f"a monitor window of {spec.windows.monitor_days} day(s) holds about {per_window:.0f} rows of this "
+            f"data, fewer than the {needed} that validation.min_rows ({spec.validation.min_rows}) and "
+            f"drift.min_window_rows ({spec.drift.min_window_rows}) require, so every monitor run would fail "
+            f"validation: set windows.monitor_days to {math.ceil(needed / per_day)} in the spec (or lower both "
+            f"minimums and draft the suite again)")
 
 
 def _check_suggest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -43,6 +43,19 @@ class SpecError(DriftlineError):
     """A model spec file is missing, unparsable or invalid."""
 
 
+def _handoff_mb(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return 1024
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise SpecError(f"DRIFTLINE_HANDOFF_MB={raw!r}: expected a whole number of MiB >= 0 (0 turns the "
+                        "in-memory handoff between steps off)")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where driftline keeps things, resolved once from the environment.
@@ -58,6 +71,9 @@ class Settings:
         airflow_home: ``AIRFLOW_HOME`` (default ``<home>/airflow``).
         mlflow_ui_url: ``DRIFTLINE_MLFLOW_UI_URL``: where people open MLflow (links in the
             Airflow UI and in records; default ``http://127.0.0.1:5000``, what ``make up`` serves).
+        handoff_mb: ``DRIFTLINE_HANDOFF_MB``: when all steps of a run share one process (the
+            CLI's ``run``), frames up to this many MiB in all are handed from step to step in
+            memory instead of being read back from the files just written (default 1024; 0 = off).
     """
 
     home: Path
@@ -67,6 +83,7 @@ class Settings:
     mlflow_tracking_uri: str
     airflow_home: Path
     mlflow_ui_url: str = "http://127.0.0.1:5000"
+    handoff_mb: int = 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -80,6 +97,7 @@ class Settings:
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             airflow_home=Path(env.get("AIRFLOW_HOME") or home / "airflow").resolve(),
             mlflow_ui_url=(env.get("DRIFTLINE_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            handoff_mb=_handoff_mb(env.get("DRIFTLINE_HANDOFF_MB")),
         )
 
     def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
@@ -162,11 +180,20 @@ class SourceSpec(_Frozen):
     timestamp filter is applied around it with bound parameters).
     """
 
-    kind: Literal["lake", "postgres"]
-    uri: str | None = None
-    format: Literal["parquet", "csv"] = "parquet"
-    table: str | None = None
-    query: str | None = None
+    kind: Literal["lake", "postgres"] = Field(
+        description="lake: hive-partitioned files; postgres: a table or query of a PostgreSQL database.")
+    uri: str | None = Field(
+        default=None, description="lake only (required there): the folder holding the `ds=YYYY-MM-DD/` "
+                                  "partitions, a local path or `s3://bucket/prefix`; `${DRIFTLINE_LAKE_ROOT}` "
+                                  "and other `${VAR}`s are expanded.")
+    format: Literal["parquet", "csv"] = Field(
+        default="parquet", description="lake only: the file suffix read in each partition; other files are "
+                                       "listed as ignored, never read.")
+    table: str | None = Field(
+        default=None, description="postgres only: `[schema.]table` to read (exactly one of table or query).")
+    query: str | None = Field(
+        default=None, description="postgres only: a SELECT to read from; the window filter on the timestamp "
+                                  "column is applied around it with bound parameters.")
     conn_id: str | None = Field(
         default=None,
         description="Airflow connection id (aws for s3:// lakes, postgres for postgres).",
@@ -195,12 +222,17 @@ class DerivedFeature(_Frozen):
     ``log1p`` (``column``, negatives clipped to 0).
     """
 
-    name: Annotated[str, Field(pattern=_NAME_RE)]
-    kind: Literal["date_part", "ratio", "log1p"]
-    column: str | None = None
-    part: Literal["hour", "dayofweek", "month", "day"] | None = None
-    numerator: str | None = None
-    denominator: str | None = None
+    name: Annotated[str, Field(pattern=_NAME_RE)] = Field(
+        description="The new feature's column name (lower case, digits and _).")
+    kind: Literal["date_part", "ratio", "log1p"] = Field(
+        description="date_part: a part of a timestamp; ratio: numerator / denominator (NaN when the "
+                    "denominator is 0); log1p: log(1 + column), negatives clipped to 0.")
+    column: str | None = Field(default=None, description="date_part and log1p: the input column (a feature or "
+                                                         "the timestamp column).")
+    part: Literal["hour", "dayofweek", "month", "day"] | None = Field(
+        default=None, description="date_part only: which part of the timestamp.")
+    numerator: str | None = Field(default=None, description="ratio only: the numerator column (a feature).")
+    denominator: str | None = Field(default=None, description="ratio only: the denominator column (a feature).")
 
     @model_validator(mode="after")
     def _check_args(self) -> "DerivedFeature":
@@ -218,9 +250,11 @@ class WindowSpec(_Frozen):
     """Day counts. A retrain run reads ``[end - (train+valid+test) days, end)``; the test window
     is the most recent ``test_days`` (out-of-time), valid before it, train before that."""
 
-    train_days: int = Field(default=28, gt=0)
-    valid_days: int = Field(default=7, gt=0)
-    test_days: int = Field(default=7, gt=0)
+    train_days: int = Field(default=28, gt=0, description="Days of the training window (the oldest).")
+    valid_days: int = Field(default=7, gt=0, description="Days of the validation window (early stopping, "
+                                                         "calibration), between train and test.")
+    test_days: int = Field(default=7, gt=0, description="Days of the out-of-time test window (the most recent "
+                                                        "labelled days) every promotion gate is judged on.")
     monitor_days: int = Field(default=1, gt=0, description="Days in one monitor window.")
 
     @property
@@ -231,16 +265,21 @@ class WindowSpec(_Frozen):
 class ModelParams(_Frozen):
     """XGBoost candidate hyper-parameters (``hist`` tree method) and the baseline kind."""
 
-    n_estimators: int = Field(default=300, gt=0)
-    max_depth: int = Field(default=5, gt=0)
-    learning_rate: float = Field(default=0.08, gt=0, le=1)
-    subsample: float = Field(default=0.9, gt=0, le=1)
-    colsample_bytree: float = Field(default=0.9, gt=0, le=1)
-    min_child_weight: float = Field(default=1.0, ge=0)
-    reg_lambda: float = Field(default=1.0, ge=0)
-    early_stopping_rounds: int = Field(default=30, gt=0)
-    n_jobs: int = Field(default=2, gt=0)
-    seed: int = 7
+    n_estimators: int = Field(default=300, gt=0, description="Maximum boosting rounds (early stopping usually "
+                                                             "ends sooner).")
+    max_depth: int = Field(default=5, gt=0, description="Maximum depth of each tree.")
+    learning_rate: float = Field(default=0.08, gt=0, le=1, description="Shrinkage of each round (XGBoost eta).")
+    subsample: float = Field(default=0.9, gt=0, le=1, description="Fraction of rows sampled for each tree.")
+    colsample_bytree: float = Field(default=0.9, gt=0, le=1, description="Fraction of features sampled for each "
+                                                                         "tree.")
+    min_child_weight: float = Field(default=1.0, ge=0, description="Minimum sum of instance weight in a leaf.")
+    reg_lambda: float = Field(default=1.0, ge=0, description="L2 regularisation of leaf weights.")
+    early_stopping_rounds: int = Field(default=30, gt=0, description="Stop when the validation metric has not "
+                                                                     "improved for this many rounds.")
+    n_jobs: int = Field(default=2, gt=0, description="Threads XGBoost (and the adaptation's domain classifier) "
+                                                     "use.")
+    seed: int = Field(default=7, description="Random seed of XGBoost and of the baseline's row sample: the same "
+                                             "data and seed give the same model.")
     baseline: Literal["prior", "linear"] = Field(
         default="linear",
         description="prior: majority class / mean; linear: logistic or ridge regression on the same features.",
@@ -254,7 +293,9 @@ class ValidationPolicy(_Frozen):
     max_quarantine_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Fail the stage when more rows than this are quarantined."
     )
-    min_rows: int = Field(default=500, ge=0, description="Fail when fewer valid rows remain.")
+    min_rows: int = Field(default=500, ge=0, description="Fail when fewer valid rows remain in a validated window: "
+                                                        "a retrain's whole window, or one monitor window "
+                                                        "(windows.monitor_days), so size that to hold this many.")
 
 
 class PromotionPolicy(_Frozen):
@@ -267,7 +308,9 @@ class PromotionPolicy(_Frozen):
     fractions of the champion's metric, so one default serves binary and regression models.
     """
 
-    primary_metric: str | None = Field(default=None, description="Default: roc_auc (binary), rmse (regression).")
+    primary_metric: str | None = Field(
+        default=None, description="The metric the gates, the monitor and the costs are about, one of the task's "
+                                  "metrics (`pipeline/metrics.py`). Default: roc_auc (binary), rmse (regression).")
     metric_floors: dict[str, float] = Field(
         default_factory=dict,
         description="Absolute floors (ceilings for lower-is-better metrics) on the challenger's metrics, in "
@@ -279,14 +322,16 @@ class PromotionPolicy(_Frozen):
     champion_margin: Tolerance = Field(
         default="-0.5%", description="Lower confidence bound of (challenger - champion) must reach this (a "
                                      "tolerance; relative to the champion's metric).")
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    n_bootstrap: int = Field(default=500, ge=50)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="Confidence level of the bootstrap "
+                                                                      "bounds the gates compare.")
+    n_bootstrap: int = Field(default=500, ge=50, description="Paired bootstrap replicates on the test window.")
     slice_min_rows: int = Field(default=200, gt=0, description="Smaller slices are reported, not gated.")
     slice_tolerance: Tolerance = Field(
         default="3%", description="Max regression of a slice vs the champion on that slice (a tolerance; "
                                   "relative to the champion's metric on the slice).")
-    max_model_mb: float = Field(default=50.0, gt=0)
-    max_latency_ms_per_1k: float = Field(default=250.0, gt=0)
+    max_model_mb: float = Field(default=50.0, gt=0, description="Budget gate: largest serialized model, in MB.")
+    max_latency_ms_per_1k: float = Field(default=250.0, gt=0, description="Budget gate: slowest median time to "
+                                                                          "score 1,000 rows, in milliseconds.")
     allow_stale: bool = Field(default=False, description="Let an older-data candidate replace the champion.")
     lock_lease_seconds: float = Field(
         default=120.0, gt=0, description="How long a champion move may hold its lock; after that the next mover "
@@ -300,15 +345,18 @@ class DriftPolicy(_Frozen):
     categoricals), guarded by a Benjamini-Hochberg corrected test at ``fdr_alpha``.
     """
 
-    psi_bins: int = Field(default=10, ge=3)
+    psi_bins: int = Field(default=10, ge=3, description="Quantile bins of the reference profile per numeric "
+                                                        "feature (and of the scores) for PSI.")
     psi_threshold: float = Field(default=0.2, gt=0, description="Numeric feature drifted above this PSI.")
     js_threshold: float = Field(default=0.1, gt=0, description="Categorical drifted above this JS distance.")
     null_rate_delta: float = Field(default=0.1, gt=0, description="Absolute null-rate change that counts as drift.")
-    fdr_alpha: float = Field(default=0.01, gt=0, lt=1)
+    fdr_alpha: float = Field(default=0.01, gt=0, lt=1, description="False discovery rate of the "
+                                                                   "Benjamini-Hochberg corrected drift tests.")
     weighted_drift_threshold: float = Field(
         default=0.3, gt=0, le=1, description="Importance-weighted share of drifted features."
     )
-    prediction_psi_threshold: float = Field(default=0.1, gt=0)
+    prediction_psi_threshold: float = Field(default=0.1, gt=0, description="The champion's scores drifted "
+                                                                           "above this PSI.")
     performance_tolerance: Tolerance = Field(
         default="3%", description="A day is reported degraded when the optimistic bound of its realised (or "
                                   "estimated) metric is worse than the champion's test metric by more than this "
@@ -320,9 +368,13 @@ class DriftPolicy(_Frozen):
     cooldown_days: int = Field(default=3, ge=0, description="Days after a retrain request before another.")
     max_retrains_per_period: int = Field(
         default=4, ge=1, description="Retrains that could have promoted, per budget period (a guard, not the rule).")
-    budget_period_days: int = Field(default=30, ge=1)
+    budget_period_days: int = Field(default=30, ge=1, description="The period max_retrains_per_period counts "
+                                                                  "over, in days.")
     min_window_rows: int = Field(default=300, ge=1, description="Below this a window is not judged.")
-    n_bootstrap: int = Field(default=300, ge=50)
+    n_bootstrap: int = Field(default=300, ge=50, description="Bootstrap replicates of the monitor's realised and "
+                                                             "estimated metric intervals.")
+    history_days: int = Field(default=14, ge=2, le=366, description="Days of each feature's drift history the "
+                                                                   "monitor's report shows (today included).")
 
 
 class CostPolicy(_Frozen):
@@ -367,28 +419,47 @@ class RuntimePolicy(_Frozen):
                                         "run that died stops blocking the date.")
     failed_run_retention_days: int | None = Field(
         default=None, ge=1, description="`python -m pipeline prune` deletes failed and abandoned runs older than "
-                                        "this (never a run a registered version points at); None keeps everything.")
+                                        "this (never a run a registered version points at); null keeps everything.")
 
 
 class ModelSpec(_Frozen):
     """One model: its data, columns, windows, parameters and policies."""
 
-    name: Annotated[str, Field(pattern=_NAME_RE)]
-    description: str = ""
-    task: Literal["binary", "regression"]
-    source: SourceSpec
-    timestamp_column: str
-    target_column: str
+    name: Annotated[str, Field(pattern=_NAME_RE)] = Field(
+        description="The model's name: DAG ids `retrain__<name>` and `monitor__<name>`, the artifact folder, "
+                    "the CLI's model argument; lower case, digits and _.")
+    description: str = Field(default="", description="One line for people: the registered model's description "
+                                                     "in MLflow.")
+    task: Literal["binary", "regression"] = Field(
+        description="binary: a 0/1 target, the model predicts its probability; regression: a numeric target.")
+    source: SourceSpec = Field(description="Where the rows come from.")
+    timestamp_column: str = Field(description="When a row happened (a timestamp or a parseable string): windows and "
+                                              "label delay are measured on it.")
+    target_column: str = Field(description="The label: 0/1 for binary, a number for regression; null while it "
+                                           "has not arrived yet.")
     id_column: str | None = Field(default=None, description="Unique row key (duplicates are quarantined).")
-    numeric_features: tuple[str, ...] = ()
-    categorical_features: tuple[str, ...] = ()
-    dropped_columns: tuple[str, ...] = ()
-    slice_columns: tuple[str, ...] = ()
-    derived_features: tuple[DerivedFeature, ...] = ()
-    windows: WindowSpec = WindowSpec()
-    schedule: str | None = "@daily"
-    monitor_schedule: str | None = "@daily"
-    expectations_suite: str | None = None
+    numeric_features: tuple[str, ...] = Field(default=(), description="Numeric input columns (read as float).")
+    categorical_features: tuple[str, ...] = Field(
+        default=(), description="Categorical input columns (read as strings; XGBoost splits on them natively). "
+                                "At least one numeric or categorical feature is required.")
+    dropped_columns: tuple[str, ...] = Field(
+        default=(), description="Source columns deliberately left out, for readers of the spec; no stage reads "
+                                "this list: a column that is not a feature, the timestamp, target or id is never "
+                                "used by the model anyway.")
+    slice_columns: tuple[str, ...] = Field(
+        default=(), description="Features (or the timestamp column) whose values define the slices the slice "
+                                "gate checks one by one.")
+    derived_features: tuple[DerivedFeature, ...] = Field(
+        default=(), description="Features computed inside the model pipeline from the raw ones.")
+    windows: WindowSpec = Field(default=WindowSpec(), description="Window lengths in days.")
+    schedule: str | None = Field(
+        default="@daily", description="Airflow schedule of `retrain__<name>`: a cron expression or preset; null "
+                                      "runs it only when triggered (by hand or by the monitor).")
+    monitor_schedule: str | None = Field(
+        default="@daily", description="Airflow schedule of `monitor__<name>`; null runs it only when triggered.")
+    expectations_suite: str | None = Field(
+        default=None, description="The suite file's name without `.json` (default: the model's name); "
+                                  "`python -m pipeline suggest-suite <name>` drafts it.")
     expectations_dir: str | None = Field(
         default=None, description="Folder of the suite file; a relative path is taken from the spec file's folder. "
                                   "Default: the expectations/ folder beside the spec's folder (config/../expectations), "
@@ -402,13 +473,16 @@ class ModelSpec(_Frozen):
     label_delay_days: int = Field(
         default=0, ge=0, description="A row's label is usable only this many days after its timestamp, by every "
                                      "stage (training, evaluation and monitoring).")
-    params: ModelParams = ModelParams()
-    validation: ValidationPolicy = ValidationPolicy()
-    promotion: PromotionPolicy = PromotionPolicy()
-    drift: DriftPolicy = DriftPolicy()
-    costs: CostPolicy = CostPolicy()
-    adaptation: AdaptationPolicy = AdaptationPolicy()
-    runtime: RuntimePolicy = RuntimePolicy()
+    params: ModelParams = Field(default=ModelParams(), description="Model hyper-parameters.")
+    validation: ValidationPolicy = Field(default=ValidationPolicy(), description="How validation failures are "
+                                                                                 "treated.")
+    promotion: PromotionPolicy = Field(default=PromotionPolicy(), description="The promotion gates.")
+    drift: DriftPolicy = Field(default=DriftPolicy(), description="When the monitor asks for a retrain.")
+    costs: CostPolicy = Field(default=CostPolicy(), description="The economics of retraining and "
+                                                                "promotion.")
+    adaptation: AdaptationPolicy = Field(default=AdaptationPolicy(), description="Windows and weights of a "
+                                                                                 "retrain after a change.")
+    runtime: RuntimePolicy = Field(default=RuntimePolicy(), description="Run leases and retention.")
 
     @model_validator(mode="before")
     @classmethod

@@ -7,7 +7,9 @@ Contract:
   nothing: the retraining rule is :mod:`pipeline.retraining`, the HTML report
   :mod:`pipeline.drift_report`.
 
-Statistics, per raw feature of the spec:
+Statistics, per raw feature of the spec and per derived feature the champion's profile holds
+(``profile["derived_features"]``: its values computed from the window's raw columns by the
+model's own code, :func:`pipeline.features.derived_columns`; derived features are numeric):
 
 * numeric: PSI of the current window on the reference quantile bins, a two-sample KS test of the
   reference ``sample`` against the current values, and the Wasserstein distance divided by the
@@ -19,8 +21,21 @@ Statistics, per raw feature of the spec:
 Effect size decides, the test guards: a window of many rows makes every trivial shift
 "significant", and a tiny window makes large-looking shifts noise. A feature drifts when its effect
 size reaches its threshold (PSI >= ``psi_threshold``, JS >= ``js_threshold``) and its
-Benjamini-Hochberg adjusted p-value (across all features of the window) is below ``fdr_alpha``,
-or when its null rate moved by at least ``null_rate_delta``.
+Benjamini-Hochberg adjusted p-value (across all monitored features of the window, raw and
+derived) is below ``fdr_alpha``, or when its null rate moved by at least ``null_rate_delta``.
+
+Importance: the champion's importance is per raw input column (:mod:`pipeline.train` spreads a
+derived column's gain over its inputs). A raw feature keeps its share. An input that is not a
+feature -- the timestamp a ``date_part`` reads -- reaches the model only through the derived
+features that read it, so its share goes to them (evenly). A derived feature whose inputs are
+features carries no share of its own: its importance is already counted in its inputs, and it is
+reported for what it shows, not weighed twice. A key that is none of these (an importance file
+of another spec) is dropped, with a debug log line saying why. Weighted drift is the sum of the
+normalised importance of the drifted features.
+
+Severity (:meth:`DriftReport.by_severity`): drifted features first, most important first (their
+share of the weighted drift), then by effect relative to its threshold; then the others, closest
+to drifting first.
 
 PSI smoothing: every bin of both distributions gets a pseudo-count of ``PSI_PSEUDO_COUNT`` (0.5,
 the Jeffreys prior) before the shares are taken, so a bin that is empty on one side costs a
@@ -43,10 +58,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+import logging
+
 from pipeline.artifacts import Record
 from pipeline.config import DriftPolicy, ModelSpec
 from pipeline.errors import DriftlineError
 from pipeline.profile import OTHER, PROFILE_VERSION, bin_counts
+
+log = logging.getLogger(__name__)
 
 #: Pseudo-count added to every PSI bin on both sides (see the module docstring).
 PSI_PSEUDO_COUNT = 0.5
@@ -64,14 +83,17 @@ class DriftReport(Record):
         window: ``[start, end)`` of the monitor window as ISO strings, when given.
         rows: rows in the current window.
         features: feature -> ``{"type", "statistics", "test", "p", "p_adjusted", "effect",
-            "value", "threshold", "drifted", "reason", "importance", "null_rate", "histogram"}``;
-            ``histogram`` holds the reference and current shares per bin or category.
-        drifted_features: names of the drifted features, in spec order.
+            "value", "threshold", "drifted", "reason", "importance", "null_rate", "histogram",
+            "derived"}``; ``histogram`` holds the reference and current shares per bin or
+            category; a derived feature (``"derived": True``) also has ``"derivation"`` (its
+            kind) and ``"inputs"``. Raw features come first, in spec order, then derived ones.
+        drifted_features: names of the drifted features, in the order of ``features``.
         weighted_drift: sum of the (normalised) importance of the drifted features.
         prediction: ``{"psi", "ks", "p", "threshold", "drifted", "rows", "histogram"}`` for the
             champion's scores, or ``None`` when no scores were given.
         insufficient: the window had fewer than ``drift.min_window_rows`` rows and was not judged.
-        notes: sentences about anything unusual (skipped statistics, ignored importance keys).
+        notes: sentences for the report's reader about anything unusual (statistics that could not
+            be computed, derived features the champion's profile predates).
     """
 
     window: tuple[str, str] | None
@@ -83,6 +105,15 @@ class DriftReport(Record):
     insufficient: bool
     notes: list[str] = field(default_factory=list)
 
+    def by_severity(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(name, entry)`` of every feature, most severe first (see the module docstring)."""
+        def key(item: tuple[str, dict[str, Any]]) -> tuple[int, float, float]:
+            entry = item[1]
+            if entry["drifted"]:
+                return (0, -entry["importance"], -severity(entry))
+            return (1, 0.0, -severity(entry))
+        return sorted(self.features.items(), key=key)
+
     def summary(self, policy: DriftPolicy) -> dict[str, Any]:
         """The drift evidence the retraining rule reads: ``{"weighted", "threshold", "drifted",
         "features", "prediction_psi", "prediction_drifted"}`` (``drifted``: weighted drift reached the
@@ -93,6 +124,14 @@ class DriftReport(Record):
                 "features": list(self.drifted_features),
                 "prediction_psi": self.prediction["psi"] if self.prediction else None,
                 "prediction_drifted": bool(self.prediction and self.prediction["drifted"])}
+
+
+def severity(entry: dict[str, Any]) -> float:
+    """How far a feature entry is towards drifting: the larger of its effect over its threshold and
+    its null-rate change over that threshold (1.0 = at the threshold)."""
+    nr = entry["null_rate"]
+    effect = entry["value"] / entry["threshold"] if entry["value"] is not None else 0.0
+    return float(max(effect, nr["delta"] / nr["threshold"]))
 
 
 def measure_drift(
@@ -112,9 +151,9 @@ def measure_drift(
             threshold.
         profile: the champion's reference profile (``pipeline.profile`` format, version 1).
         current: the window's validated rows; must carry every spec feature.
-        feature_importance: raw feature -> weight of the champion. Weights of derived features
-            are split evenly over their input features; the result is normalised to sum to 1.
-            ``None`` weighs every feature equally.
+        feature_importance: raw input column -> weight of the champion (``feature_importance``
+            of its monitoring reference); mapped onto the monitored features as the module
+            docstring says and normalised to sum to 1. ``None`` weighs every raw feature equally.
         current_scores: the champion's scores on ``current`` (prediction drift).
         reference_scores: the champion's score profile on its test window
             (``pipeline.profile.score_profile``).
@@ -126,7 +165,8 @@ def measure_drift(
 
     Raises:
         DriftError: the profile's version is not supported, the profile or the window lacks spec
-            features, or a feature's profiled type disagrees with the spec.
+            features (or an input of a profiled derived feature), or a feature's profiled type
+            disagrees with the spec.
     """
     policy = spec.drift
     version = profile.get("version")
@@ -158,7 +198,8 @@ def measure_drift(
             f"{sorted(map(str, current.columns))}"
         )
     notes: list[str] = []
-    weights = _normalised_importance(spec, feature_importance, notes)
+    derived_refs = _derived_references(spec, profile, notes)
+    weights = _normalised_importance(spec, feature_importance, derived_refs, notes)
     features: dict[str, dict[str, Any]] = {}
     for name in spec.features:
         ref = ref_features[name]
@@ -168,11 +209,16 @@ def measure_drift(
                 f"feature {name!r} is {kind} in spec {spec.name!r} but {ref.get('type')!r} in the reference profile"
             )
         measure = _numeric_feature if kind == "numeric" else _categorical_feature
-        features[name] = measure(ref, current[name], policy, notes, name)
+        features[name] = {**measure(ref, current[name], policy, notes, name), "derived": False}
+    for name, values in _derived_values(spec, derived_refs, current).items():
+        ref = derived_refs[name]
+        features[name] = {**_numeric_feature(ref, values, policy, notes, name), "derived": True,
+                          "derivation": ref.get("derivation"), "inputs": list(ref.get("inputs") or [])}
 
-    adjusted = _bh_adjust([features[f]["p"] for f in spec.features])
+    names = list(features)
+    adjusted = _bh_adjust([features[f]["p"] for f in names])
     drifted: list[str] = []
-    for name, p_adj in zip(spec.features, adjusted):
+    for name, p_adj in zip(names, adjusted):
         entry = features[name]
         entry["p_adjusted"] = float(p_adj)
         entry["importance"] = weights[name]
@@ -197,28 +243,65 @@ def measure_drift(
     )
 
 
-def _normalised_importance(spec: ModelSpec, importance: dict[str, float] | None, notes: list[str]) -> dict[str, float]:
-    """Importance per raw feature, summing to 1; derived features' weight goes to their inputs."""
+def _derived_references(spec: ModelSpec, profile: dict[str, Any], notes: list[str]) -> dict[str, dict[str, Any]]:
+    """The profiled derived features of the spec, in spec order (a profile written before derived
+    features were profiled has none: the report says how to get them)."""
+    profiled = profile.get("derived_features") or {}
+    refs = {d.name: profiled[d.name] for d in spec.derived_features if d.name in profiled}
+    missing = [d.name for d in spec.derived_features if d.name not in profiled]
+    if missing:
+        notes.append(f"derived features {', '.join(missing)} are not monitored: the champion's reference profile "
+                     "predates derived-feature profiles; the next retrain's champion profiles them")
+    return refs
+
+
+def _derived_values(spec: ModelSpec, refs: dict[str, dict[str, Any]], current: pd.DataFrame) -> dict[str, pd.Series]:
+    if not refs:
+        return {}
+    from pipeline.features import derived_columns
+
+    needed = sorted({c for name in refs for c in refs[name].get("inputs") or []} - set(map(str, current.columns)))
+    if needed:
+        raise DriftError(f"monitor window ({len(current)} rows) lacks {needed}, input(s) of the derived features "
+                         f"{sorted(refs)}; present columns: {sorted(map(str, current.columns))}")
+    return {name: values for name, values in derived_columns(spec, current).items() if name in refs}
+
+
+def _normalised_importance(spec: ModelSpec, importance: dict[str, float] | None,
+                           derived_refs: dict[str, dict[str, Any]], notes: list[str]) -> dict[str, float]:
+    """Importance per monitored feature, summing to 1 (the mapping is in the module docstring)."""
+    uniform = {f: 1.0 / len(spec.features) for f in spec.features} | {d: 0.0 for d in derived_refs}
     if importance is None:
-        return {f: 1.0 / len(spec.features) for f in spec.features}
-    raw = {f: 0.0 for f in spec.features}
-    derived = {d.name: [c for c in d.inputs() if c in raw] for d in spec.derived_features}
-    ignored = []
+        return uniform
+    weights = {f: 0.0 for f in spec.features} | {d: 0.0 for d in derived_refs}
+    derived = {d.name: d.inputs() for d in spec.derived_features}
+    readers: dict[str, list[str]] = {}
+    for d in spec.derived_features:
+        if d.name in derived_refs:
+            for col in d.inputs():
+                if col not in weights:
+                    readers.setdefault(col, []).append(d.name)
     for name, weight in importance.items():
-        if name in raw:
-            raw[name] += float(weight)
-        elif derived.get(name):
-            for col in derived[name]:
-                raw[col] += float(weight) / len(derived[name])
+        if name in spec.features:
+            targets = [name]
+        elif name in derived:
+            targets = [c for c in derived[name] if c in spec.features]
+            if not targets and name in derived_refs:
+                targets = [name]
         else:
-            ignored.append(name)
-    if ignored:
-        notes.append(f"feature importance keys not mapped to raw features were ignored: {sorted(ignored)}")
-    total = sum(raw.values())
+            targets = readers.get(name, [])
+        if not targets:
+            log.debug("importance of %r (%.4f) left out of the weighted drift: it is neither a monitored feature nor "
+                      "an input only a monitored derived feature reads", name, float(weight))
+            continue
+        for target in targets:
+            weights[target] += float(weight) / len(targets)
+    total = sum(weights.values())
     if total <= 0:
-        notes.append("feature importance sums to 0 over the spec's features: weighing features equally")
-        return {f: 1.0 / len(spec.features) for f in spec.features}
-    return {f: w / total for f, w in raw.items()}
+        notes.append("the champion's feature importance is zero for every monitored feature: features are weighed "
+                     "equally")
+        return uniform
+    return {f: w / total for f, w in weights.items()}
 
 
 def _bh_adjust(p_values: list[float]) -> np.ndarray:

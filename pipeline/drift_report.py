@@ -1,8 +1,11 @@
 """The monitor's HTML report: one self-contained page per monitor run.
 
-Contract: :func:`render_report` turns a :class:`~pipeline.drift.DriftReport` and the
-:class:`~pipeline.retraining.RetrainDecision` taken on it into one HTML page with every figure
-inlined (base64 PNG); it references no external file and reads nothing.
+Contract: :func:`render_report` turns a :class:`~pipeline.drift.DriftReport`, the
+:class:`~pipeline.retraining.RetrainDecision` taken on it and, when given, each feature's
+:class:`~pipeline.trend.DriftHistory` into one HTML page with every figure inlined (base64 PNG,
+inline SVG sparklines); it references no external file and reads nothing. Features are listed
+most severe first (:meth:`~pipeline.drift.DriftReport.by_severity`); derived features are marked
+with what they are computed from.
 """
 
 from __future__ import annotations
@@ -16,18 +19,22 @@ import numpy as np
 
 from pipeline.drift import DriftReport
 from pipeline.retraining import RetrainDecision
+from pipeline.trend import DriftHistory
 
 _VERDICTS = {"retrain": "RETRAIN", "waiting": "retrain warranted: waiting for labels",
              "held": "retrain warranted: held by a guard", "no_retrain": "no retrain"}
 
 
-def render_report(report: DriftReport, decision: RetrainDecision, *, title: str) -> str:
+def render_report(report: DriftReport, decision: RetrainDecision, *, title: str,
+                  history: DriftHistory | None = None) -> str:
     """A self-contained HTML drift report.
 
     Args:
         report: the window's drift statistics.
         decision: the retraining decision taken that day.
         title: page title (e.g. ``"credit_default drift 2026-03-02"``).
+        history: each feature's effect over the last days, ending on this report's day (a
+            sparkline per feature); ``None`` leaves the history column out.
 
     Returns:
         The HTML page as a string.
@@ -40,7 +47,8 @@ def render_report(report: DriftReport, decision: RetrainDecision, *, title: str)
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
         "td:first-child,th:first-child{text-align:left}.drift{background:#fde2d6}"
-        ".fig{display:inline-block;margin:4px}</style></head><body>",
+        ".fig{display:inline-block;margin:4px}.derived{font-size:11px;color:#555;background:#eef;"
+        "border-radius:3px;padding:0 4px;margin-left:4px}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f"<h2>Decision: {esc(verdict)}</h2><ul>",
         *[f"<li>{esc(r)}</li>" for r in decision.reasons],
@@ -60,8 +68,10 @@ def render_report(report: DriftReport, decision: RetrainDecision, *, title: str)
                          f"<td>{e.get('cusum', 0.0):.2f}</td><td>{e['rows']}</td></tr>")
         parts.append("</table>")
     window = f"{report.window[0]} to {report.window[1]}" if report.window else "unspecified window"
+    ranked = report.by_severity()
+    drifted = [name for name, f in ranked if f["drifted"]]
     parts.append(f"<h2>Feature drift</h2><p>Window: {esc(window)}; {report.rows} rows; weighted drift "
-                 f"{report.weighted_drift:.3f}; drifted features: {esc(', '.join(report.drifted_features) or 'none')}."
+                 f"{report.weighted_drift:.3f}; drifted features: {esc(', '.join(drifted) or 'none')}."
                  "</p>")
     for note in report.notes:
         parts.append(f"<p><em>{esc(note)}</em></p>")
@@ -71,26 +81,77 @@ def render_report(report: DriftReport, decision: RetrainDecision, *, title: str)
                      f"KS {pred['ks']:.4f}, p {pred['p']:.3g}: {'drifted' if pred['drifted'] else 'stable'}.</p>")
         parts.append(f"<div class='fig'>{_png(_bars(pred['histogram'], 'champion scores'))}</div>")
     if report.features:
+        span = f"<th>last {len(history.days)} days</th>" if history else ""
+        parts.append("<p>Most severe first: drifted features by their share of the weighted drift, then the others, "
+                     "closest to their threshold first. Derived features are computed from the raw columns by the "
+                     "model's own code; their importance is counted in their inputs unless they are the only way "
+                     "the model reads an input.</p>")
         parts.append("<table><tr><th>feature</th><th>type</th><th>effect</th><th>value</th>"
                      "<th>threshold</th><th>second effect</th><th>test</th><th>p</th><th>adjusted p</th>"
-                     "<th>null rate ref / cur</th><th>importance</th><th>drifted</th></tr>")
-        for name, f in report.features.items():
+                     f"<th>null rate ref / cur</th><th>importance</th><th>drifted</th>{span}</tr>")
+        for name, f in ranked:
             second = f["statistics"].get("wasserstein_normalised" if f["type"] == "numeric" else "linf")
             nr = f["null_rate"]
+            spark = f"<td>{_sparkline(history, name)}</td>" if history else ""
             parts.append(
-                f"<tr class='{'drift' if f['drifted'] else ''}'><td>{esc(name)}</td><td>{f['type']}</td>"
+                f"<tr class='{'drift' if f['drifted'] else ''}'><td>{esc(name)}{_derived_mark(f)}</td><td>{f['type']}</td>"
                 f"<td>{f['effect']}</td><td>{_fmt(f['value'])}</td><td>{f['threshold']}</td><td>{_fmt(second)}</td>"
                 f"<td>{f['test']}</td><td>{f['p']:.3g}</td><td>{f['p_adjusted']:.3g}</td>"
-                f"<td>{nr['reference']:.3f} / {nr['current']:.3f}</td><td>{f['importance']:.3f}</td>"
-                f"<td>{'yes' if f['drifted'] else 'no'}</td></tr>"
+                f"<td>{nr['reference']:.3f} / {nr['current']:.3f}</td><td>{_importance(f)}</td>"
+                f"<td>{'yes' if f['drifted'] else 'no'}</td>{spark}</tr>"
             )
         parts.append("</table><h2>Distributions (reference vs current)</h2>")
-        for name, f in report.features.items():
+        for name, f in ranked:
             if f["histogram"]["labels"]:
                 parts.append(f"<div class='fig'>{_png(_bars(f['histogram'], name))}<br>"
                              f"<small>{esc(f['reason'])}</small></div>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _derived_mark(entry: dict[str, Any]) -> str:
+    if not entry.get("derived"):
+        return ""
+    what = f"{entry.get('derivation')} of {', '.join(entry.get('inputs') or [])}"
+    return f"<span class='derived' title='{html.escape(what, quote=True)}'>derived: {html.escape(what)}</span>"
+
+
+def _importance(entry: dict[str, Any]) -> str:
+    if entry.get("derived") and entry["importance"] == 0:
+        return "in its inputs"
+    return f"{entry['importance']:.3f}"
+
+
+def _sparkline(history: DriftHistory, name: str, width: int = 150, height: int = 30) -> str:
+    """An inline SVG of one feature's effect per day: a line through measured days (gaps where a
+    day was not measured), a dashed line at the threshold, drifted days as red dots."""
+    values = history.values.get(name)
+    if not values or all(v is None for v in values):
+        return ""
+    threshold = history.thresholds.get(name, 0.0)
+    top = max([v for v in values if v is not None] + [threshold]) * 1.15 or 1.0
+    step = (width - 8) / max(len(values) - 1, 1)
+    xy = [(4 + i * step, height - 3 - (v / top) * (height - 6)) if v is not None else None for i, v in enumerate(values)]
+    segments: list[list[tuple[float, float]]] = [[]]
+    for point in xy:
+        if point is None:
+            segments.append([])
+        else:
+            segments[-1].append(point)
+    shapes = [f"<polyline fill='none' stroke='#2f6db5' stroke-width='1.5' points='"
+              f"{' '.join(f'{x:.1f},{y:.1f}' for x, y in seg)}'/>" for seg in segments if len(seg) > 1]
+    ty = height - 3 - (threshold / top) * (height - 6)
+    shapes.insert(0, f"<line x1='2' x2='{width - 2}' y1='{ty:.1f}' y2='{ty:.1f}' stroke='#c0392b' "
+                     "stroke-dasharray='3,2' stroke-width='0.8'/>")
+    for (point, drifted, v) in zip(xy, history.drifted[name], values):
+        if point is not None and (drifted or point is xy[-1]):
+            shapes.append(f"<circle cx='{point[0]:.1f}' cy='{point[1]:.1f}' r='2.2' "
+                          f"fill='{'#c0392b' if drifted else '#2f6db5'}'/>")
+    label = "; ".join(f"{d}: {'n/a' if v is None else f'{v:.3f}'}{' (drifted)' if dr else ''}"
+                      for d, v, dr in zip(history.days, values, history.drifted[name]))
+    return (f"<svg class='spark' width='{width}' height='{height}' "
+            f"role='img' aria-label='{html.escape(name, quote=True)} by day'>"
+            f"<title>{html.escape(f'{name} by day (threshold {threshold}): {label}')}</title>{''.join(shapes)}</svg>")
 
 
 def _png(draw: Any) -> str:

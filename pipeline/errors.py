@@ -28,3 +28,7 @@ class RetryableError(DriftlineError):
 def is_retryable(err: BaseException) -> bool:
     """True for errors a retry may fix (see the module docstring)."""
     return bool(getattr(err, "retryable", False))
+
+
+class StepSkipped(DriftlineError):
+    """Not a failure: the step has nothing to do for this run (an orchestrator marks it skipped)."""

@@ -103,7 +103,8 @@ class Split(Record):
         source_sha256: sha256 of the source file's bytes (lineage when no snapshot hash is known).
         labelled_end: ISO instant before which rows are labelled (``data_interval_end - d``).
         recent_uri: unlabelled rows ``[labelled_end, data_interval_end)`` ("" when none).
-        reference_uri: rows the monitor's score references are computed on.
+        reference_uri: rows the monitor's score references are computed on (``test_uri`` when
+            they are the test window).
         plan: :class:`WindowPlan` as a dict.
         snapshot_hash: the ingested snapshot's content hash (lineage).
     """
@@ -307,7 +308,9 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     """
     raw = store.read_bytes(clean_uri)
     source_sha256 = hashlib.sha256(raw).hexdigest()
-    df = _parquet_frame(raw, clean_uri)
+    df = store.handoff.get(clean_uri) if store.handoff is not None else None
+    if df is None:
+        df = _parquet_frame(raw, clean_uri)
     del raw
     if spec.timestamp_column not in df.columns:
         raise SplitError(f"timestamp column {spec.timestamp_column!r} is missing; columns are {sorted(df.columns)}")
@@ -324,7 +327,9 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     recent_uri = store.write_parquet(join(out_prefix, "recent.parquet"), recent) if len(recent) else ""
     parts = _LazyParts(df, positions)
     profile_rows, profile_window, reference = _reference_rows(spec, plan, parts, recent, bounds, data_interval_end)
-    reference_uri = store.write_parquet(join(out_prefix, "reference.parquet"), reference)
+    # Usually the reference rows are the test window: its file serves, and its scores are reused.
+    reference_uri = (uris["test"] if reference is parts.get("test")
+                     else store.write_parquet(join(out_prefix, "reference.parquet"), reference))
     profile = build_profile(profile_rows, spec, window=profile_window)
     profile["plan"] = plan.kind
     profile_uri = store.write_json(join(out_prefix, "profile.json"), profile)
@@ -585,6 +590,16 @@ def raw_inputs(spec: "ModelSpec", source: str) -> tuple[str, ...]:
         if d.name == source:
             return d.inputs()
     return (source,)
+
+
+def derived_columns(spec: "ModelSpec", frame: Any) -> dict[str, pd.Series]:
+    """The spec's derived features computed on ``frame`` (a DataFrame, or anything indexable by
+    column name), by the same code the model pipeline runs (:class:`DerivedFeatures`).
+
+    Raises:
+        KeyError: ``frame`` lacks an input column of a derived feature.
+    """
+    return {d.name: _derive(frame, d.model_dump(exclude_none=True)) for d in spec.derived_features}
 
 
 def _categories_as_text(X: Any) -> Any:

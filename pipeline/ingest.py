@@ -155,7 +155,7 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
                                     f"connection {spec.source.conn_id or 'postgres_default'!r})")
         parts = _postgres_parts(spec, start, end, pg_uri)
 
-    writer = _SnapshotWriter(spec, start, end)
+    writer = _SnapshotWriter(spec, start, end, handoff=store.handoff)
     try:
         with closing(_prefetched(parts)) as tables:
             for where, table in tables:
@@ -170,6 +170,8 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
                               f"and that the source has been loaded for these days")
         snapshot_uri = join(out_prefix, "snapshot.parquet")
         store.write_file(snapshot_uri, writer.path)
+        if writer.kept_tables and store.handoff is not None:
+            store.handoff.keep(snapshot_uri, pa.concat_tables(writer.kept_tables))
     finally:
         writer.discard()
 
@@ -350,6 +352,10 @@ class _SnapshotWriter:
     end: datetime
     path: str = ""
     rows: int = 0
+    #: With a handoff, the written chunks are also kept (while they fit its budget) so the next
+    #: step of the same process gets the snapshot without reading the file back.
+    handoff: Any = None
+    kept_tables: list[pa.Table] = field(default_factory=list)
     units_read: int = 0
     hash_sum: int = 0
     dtypes: dict[str, str] = field(default_factory=dict)
@@ -417,12 +423,23 @@ class _SnapshotWriter:
                                                      row_group_size=max(table.num_rows, 1))
         # Integers as nullable Int64: pandas would turn a chunk with a null into float64, whose
         # hashes differ from int64's, and the hash must not depend on how rows were chunked.
+        if self.handoff is not None:
+            self._keep(table)
         frame = table.to_pandas(types_mapper=_nullable_ints)
         hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
         self.hash_sum = (self.hash_sum + int(hashes.sum(dtype=np.uint64))) % (1 << 64)
         day_values = pc.unique(pc.cast(table.column(self.spec.timestamp_column), pa.date32()))
         self.days_seen.update(d for d in day_values.to_pylist() if d is not None)
         self.rows += table.num_rows
+
+    def _keep(self, table: pa.Table) -> None:
+        if self.handoff.fits(sum(t.nbytes for t in self.kept_tables) + table.nbytes):
+            self.kept_tables.append(table)
+            return
+        # Over the budget: this run is too large to hand over; every step reads its files.
+        self.kept_tables = []
+        self.handoff.disable()
+        self.handoff = None
 
     def timestamp_issues(self) -> dict[str, Any]:
         """Counts of rows with a null, unparseable, future or too-early timestamp (see the contract)."""
@@ -527,6 +544,7 @@ class _SnapshotWriter:
     def discard(self) -> None:
         """Release everything and delete the local file (after a failure or once copied)."""
         self._pending = []
+        self.kept_tables = []
         if self._write_future is not None:
             self._write_future.exception()
             self._write_future = None

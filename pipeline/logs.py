@@ -6,7 +6,8 @@ credential lookup. None of that helps a person reading a run. :func:`configure` 
 process and before those libraries are imported:
 
 * ``pipeline`` and ``driftline_airflow`` loggers at the chosen level (``INFO`` by default);
-* the noisy third-party loggers (:data:`NOISY`) at ``WARNING`` unless ``verbose``.
+* the noisy third-party loggers (:data:`NOISY`) at ``WARNING`` unless ``verbose``, and MLflow's
+  artifact download progress bars off (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``, unless set).
 
 The level comes from the CLI (``--verbose`` / ``--quiet``) or the environment:
 ``DRIFTLINE_LOG_LEVEL`` (a level name; ``DEBUG`` also makes the libraries verbose) and
@@ -47,6 +48,9 @@ def configure(level: int = logging.INFO, verbose: bool = False, *, handler: bool
         logging.basicConfig(level=min(level, logging.INFO if verbose else logging.WARNING),
                             format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger().setLevel(min(level, logging.INFO) if verbose else logging.WARNING)
+    if not verbose:
+        # MLflow draws a tqdm bar on stderr for every artifact download (a model's digest check).
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in OWN:
         logging.getLogger(name).setLevel(level)
     for name in NOISY:

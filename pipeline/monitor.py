@@ -15,9 +15,14 @@ Contract:
   profile (:mod:`pipeline.drift`), observes the champion's primary metric -- realised on the
   labelled window, and estimated without labels on the current window for binary models
   (:mod:`pipeline.estimate`) -- and applies the retraining rule over the recorded history
-  (:mod:`pipeline.retraining`). It writes ``drift.json``, ``decision.json`` and ``report.html``,
-  logs an MLflow run in ``<model>-monitoring``, and returns the conf a triggered retrain carries
-  (``change_point`` and ``mode`` tell it how to anchor its windows).
+  (:mod:`pipeline.retraining`). It writes ``drift.json``, ``decision.json`` and ``report.html``
+  (with each feature's drift over the last ``drift.history_days`` days, :mod:`pipeline.trend`),
+  logs an MLflow run of the day in ``<model>-monitoring`` and the day's values into the model's
+  trend run there (one point per day, so MLflow charts show the trend), and returns the conf a
+  triggered retrain carries (``change_point`` and ``mode`` tell it how to anchor its windows).
+  Once the day's record is complete it writes the model-health dashboard
+  (:mod:`pipeline.dashboard`) as ``dashboard.html`` beside it and on the day's MLflow run
+  (``dashboard_url`` links it).
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ class MonitorOutcome(Record):
     report_uri: str
     mlflow_run_url: str
     trigger_conf: dict[str, Any] | None = None
+    dashboard_url: str = ""
     headline: str = ""
 
 
@@ -340,10 +346,13 @@ def signal_lines(report: Any, decision: Any) -> list[str]:
 def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: ValidatedWindows | dict) -> MonitorOutcome:
     """Measure drift, observe performance, apply the retraining rule, write the record and
     report, log to MLflow."""
+    from pipeline import registry
+    from pipeline.dashboard import DASHBOARD_FILE, publish_dashboard
     from pipeline.drift import measure_drift
     from pipeline.drift_report import render_report
     from pipeline.features import score
     from pipeline.retraining import ChampionState, decide_retrain, load_history
+    from pipeline.trend import drift_history
 
     champion = ChampionRef.coerce(champion).to_dict()
     validated = ValidatedWindows.coerce(validated).to_dict()
@@ -364,7 +373,8 @@ def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: Validated
     )
     observations = [] if report.insufficient else observe(env, champion, refs, model, current, current_scores,
                                                           labelled)
-    history = load_history(store, join(env.settings.artifact_root, spec.name, "monitor"), env.day)
+    monitor_root = join(env.settings.artifact_root, spec.name, "monitor")
+    history = load_history(store, monitor_root, env.day)
     outcomes = retrain_outcomes(env, [r.day for r in history if r.retrain])
     state = ChampionState(
         version=str(champion["version"]), data_end=day_key(champion.get("data_interval_end") or env.day),
@@ -389,12 +399,16 @@ def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: Validated
               "champion_run_id": champion["run_id"], "champion_role": champion.get("role"),
               "feature_drift": report.summary(spec.drift), "trigger": env.trigger, "trigger_conf": trigger_conf}
     drift_uri = store.write_json(join(env.monitor_prefix, "drift.json"), report.to_dict())
-    html = render_report(report, decision, title=f"{spec.name}: monitor {env.day}, champion v{champion['version']}")
+    html = render_report(report, decision, title=f"{spec.name}: monitor {env.day}, champion v{champion['version']}",
+                         history=drift_history(store, monitor_root, env.day, spec.drift.history_days, report))
     store.write_text(report_uri, html)
     record["artifacts"] = {"drift": drift_uri, "report": report_uri}
     run_info = _log_monitor_run(env, client, report, decision, record, html)
-    record["links"] = {"mlflow_run": run_info["url"]}
+    record["links"] = {"mlflow_run": run_info["url"], "mlflow_trend_run": run_info["trend_url"]}
+    record["artifacts"]["dashboard"] = join(env.monitor_prefix, DASHBOARD_FILE)
     _finish(env, redact_obj(record))
+    publish_dashboard(store, env.settings.artifact_root, spec.name, run_prefix=env.monitor_prefix, day=env.day,
+                      alias_history=registry.history(client, spec), client=client, mlflow_run_id=run_info["run_id"])
     for line in signal_lines(report, decision):
         log.info("signal %s", line)
     headline = monitor_headline(decision)
@@ -403,11 +417,13 @@ def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: Validated
         log.info("  - %s", reason)
     return MonitorOutcome(retrain=decision.retrain, status=decision.status, signal=decision.signal,
                           reasons=decision.reasons, decision_uri=decision_uri, report_uri=report_uri,
-                          mlflow_run_url=run_info["url"], trigger_conf=trigger_conf, headline=headline)
+                          mlflow_run_url=run_info["url"], trigger_conf=trigger_conf,
+                          dashboard_url=f"{run_info['url']}/artifacts/{DASHBOARD_FILE}", headline=headline)
 
 
 def _log_monitor_run(env: RunEnv, client: Any, report: Any, decision: Any, record: dict, html: str) -> dict:
     from pipeline.storage import dumps
+    from pipeline.trend import daily_metrics, log_trend
 
     name = f"{env.spec.name}-monitoring"
     from pipeline.tracking import EXPERIMENT_KIND, mark_model_development
@@ -421,24 +437,14 @@ def _log_monitor_run(env: RunEnv, client: Any, report: Any, decision: Any, recor
         "driftline.champion_version": str(record["champion_version"]),
         "driftline.decision": decision.status, **env.lineage})
     run_id = run.info.run_id
-    metrics = {"weighted_drift": report.weighted_drift, "drifted_features": len(report.drifted_features),
-               "rows": report.rows, "retrain": float(decision.retrain), "signal": float(decision.signal)}
-    if report.prediction:
-        metrics["prediction_psi"] = report.prediction["psi"]
-    for obs in decision.observations:
-        metrics[f"{obs['source']}_{obs['metric']}"] = obs["value"]
-        metrics[f"{obs['source']}_deficit"] = obs["deficit"]
-    if decision.series:
-        metrics["cusum"] = decision.series[-1].get("cusum", 0.0)
-    if decision.forecast:
-        metrics["expected_loss"] = decision.forecast["expected_loss"]
-    for feature, entry in report.features.items():
-        if entry.get("value") is not None:
-            metrics[f"drift_{feature}"] = entry["value"]
-    for key, value in metrics.items():
-        if value is not None:
-            client.log_metric(run_id, key, float(value))
+    points = daily_metrics(report, decision, env.day, str(record["champion_version"]))
+    for point in points:
+        client.log_metric(run_id, point.key, point.value)
+    trend_id = log_trend(client, experiment_id, env.spec, points, store=env.store,
+                         monitor_root=join(env.settings.artifact_root, env.spec.name, "monitor"), holder=env.run_id)
+    client.set_tag(run_id, "driftline.trend_run_id", trend_id)
     log_text_artifacts(client, run_id, {"decision.json": dumps(record), "drift.json": dumps(report.to_dict()),
                                         "report.html": html})
     client.set_terminated(run_id)
-    return {"run_id": run_id, "url": env.settings.mlflow_run_url(experiment_id, run_id)}
+    return {"run_id": run_id, "url": env.settings.mlflow_run_url(experiment_id, run_id),
+            "trend_url": env.settings.mlflow_run_url(experiment_id, trend_id)}

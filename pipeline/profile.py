@@ -11,6 +11,8 @@ Contract (``profile.json``, ``version`` 1):
                "bin_counts": [K+2 ints], "sample": [<= sample_size non-null values]},
    <categorical>: {"type": "categorical", "count", "nulls", "null_rate",
                    "frequencies": {category: count}  (top ``max_categories``; the rest under "__other__")}},
+ "derived_features": {<derived>: {same keys as a numeric feature, "derived": true, "derivation": kind,
+                                  "inputs": [raw columns]}}  (the spec's derived features; absent in older profiles),
  "target": {"type": "binary", "count", "positive_rate"} | {"type": "regression", "count", "mean", "std", "quantiles"},
  "predictions": {optional score profile, same keys as a numeric feature}}
 ```
@@ -96,10 +98,12 @@ def target_profile(series: pd.Series, task: str) -> dict[str, Any]:
 
 def build_profile(df: pd.DataFrame, spec: Any, *, window: tuple[Any, Any] | None = None,
                   n_bins: int | None = None, sample_size: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Profile ``df``'s raw features and target for ``spec`` (a :class:`pipeline.config.ModelSpec`).
+    """Profile ``df``'s raw features, derived features and target for ``spec`` (a
+    :class:`pipeline.config.ModelSpec`).
 
     Args:
-        df: the reference window (usually the training window).
+        df: the reference window (usually the training window); it carries the inputs of the
+            spec's derived features (the timestamp column too when one reads it).
         spec: the model spec; its numeric/categorical features and target are profiled.
         window: ``(start, end)`` of the window, recorded as ISO strings.
         n_bins: PSI bins per numeric feature (default: the spec's ``drift.psi_bins``).
@@ -108,6 +112,9 @@ def build_profile(df: pd.DataFrame, spec: Any, *, window: tuple[Any, Any] | None
 
     Returns:
         The profile mapping described in the module docstring (JSON-serialisable).
+
+    Raises:
+        ValueError: ``df`` lacks an input column of a derived feature.
     """
     n_bins = n_bins or spec.drift.psi_bins
     features: dict[str, Any] = {}
@@ -117,6 +124,20 @@ def build_profile(df: pd.DataFrame, spec: Any, *, window: tuple[Any, Any] | None
         features[col] = categorical_profile(df[col])
     out: dict[str, Any] = {"version": PROFILE_VERSION, "model": spec.name, "rows": int(len(df)),
                            "features": features}
+    if spec.derived_features:
+        # Imported here: pipeline.features imports this module.
+        from pipeline.features import derived_columns
+
+        missing = sorted({c for d in spec.derived_features for c in d.inputs()} - set(map(str, df.columns)))
+        if missing:
+            raise ValueError(f"cannot profile the derived features of {spec.name!r}: the frame lacks their input "
+                             f"column(s) {missing}; profile the rows with every column the model reads "
+                             "(spec.model_columns)")
+        offset = len(spec.numeric_features)
+        out["derived_features"] = {
+            d.name: {**numeric_profile(values, n_bins=n_bins, sample_size=sample_size, seed=seed + offset + i),
+                     "derived": True, "derivation": d.kind, "inputs": list(d.inputs())}
+            for i, (d, values) in enumerate(zip(spec.derived_features, derived_columns(spec, df).values()))}
     if window is not None:
         out["window"] = {"start": pd.Timestamp(window[0]).isoformat(), "end": pd.Timestamp(window[1]).isoformat()}
     if spec.target_column in df.columns:

@@ -1,9 +1,13 @@
 """The MLflow model registry layer: candidates, the champion alias, its history and rollback.
 
 Contract:
-* A model's registered name is ``spec.registry_name``. Two aliases carry meaning: ``challenger``
-  (the latest registered candidate that is not champion) and ``champion`` (what serves).
-  Stages are never used (deprecated in MLflow 3).
+* A model's registered name is ``spec.registry_name``. Two aliases carry meaning: ``champion``
+  (what serves) and ``challenger``: the candidate trained on the newest data (ties: the higher
+  version) that was not registered by a dry run and has never been champion, and only while it
+  outranks the champion the same way -- so a backfill (older data) or a dry run never takes it,
+  and after a promotion it names nothing until a newer candidate is registered. Such versions
+  carry ``driftline.dry_run`` / ``driftline.backfill`` tags saying why. Stages are never used
+  (deprecated in MLflow 3).
 * Every champion move (promotion, forced promotion, rollback) is a compare-and-set: it names the
   champion it expects to replace and fails with :class:`ChampionChanged` when the registry
   says otherwise. MLflow's alias write is a last-writer-wins upsert, so moves are serialised by
@@ -59,6 +63,8 @@ TAG_REGISTERED_AT = "driftline.registered_at"
 TAG_PROMOTED_AT = "driftline.promoted_at"
 TAG_PROMOTED_BY = "driftline.promoted_by"
 TAG_PROMOTION_REASON = "driftline.promotion_reason"
+TAG_DRY_RUN = "driftline.dry_run"
+TAG_BACKFILL = "driftline.backfill"
 TAG_GENERATION = "driftline.champion.generation"
 _HISTORY_PREFIX = "driftline.champion.g"
 _HISTORY_KEY = re.compile(r"^driftline\.champion\.g(\d+)$")
@@ -71,6 +77,8 @@ _KEY_TAGS = (
     TAG_DATA_END,
     "driftline.snapshot_hash",
     "driftline.trigger",
+    TAG_DRY_RUN,
+    TAG_BACKFILL,
     "driftline.decision",
     TAG_REGISTERED_AT,
     TAG_PROMOTED_AT,
@@ -177,9 +185,10 @@ def get_challenger(client: MlflowClient, spec: ModelSpec) -> ModelVersionInfo | 
 
 
 def register_candidate(
-    client: MlflowClient, spec: ModelSpec, *, model_uri: str, run_id: str, tags: dict[str, str]
+    client: MlflowClient, spec: ModelSpec, *, model_uri: str, run_id: str, tags: dict[str, str],
+    dry_run: bool = False, description: str | None = None,
 ) -> ModelVersionInfo:
-    """Register a trained candidate as a new version and point ``challenger`` at it.
+    """Register a trained candidate as a new version and settle ``challenger`` (module docstring).
 
     Creates the registered model first when absent (description from ``spec.description``).
 
@@ -191,10 +200,15 @@ def register_candidate(
         run_id: the training run.
         tags: version tags to record, e.g. ``driftline.data_interval_end`` (ISO), snapshot
             hash, run ids, trigger, decision summary; values are stringified.
-            ``driftline.registered_at`` is added.
+            ``driftline.registered_at``, ``driftline.dry_run`` and ``driftline.backfill`` are
+            added (``true``/``false``; a backfill's data ends before that of a version already
+            registered by a run that was not a dry run: it recomputes history).
+        dry_run: the version comes from a dry run: it is recorded, never challenger.
+        description: the version's description in the registry (what the run decided, or that
+            the decision is pending).
 
     Returns:
-        The new version, READY; ``challenger`` points at the newest version (this one, unless
+        The new version, READY; ``challenger`` points at it when it has the newest data (unless
         another run registered a newer one concurrently).
 
     Raises:
@@ -209,47 +223,87 @@ def register_candidate(
     source, model_id = _resolve_source(client, model_uri)
     all_tags = {str(k): str(v) for k, v in tags.items()}
     all_tags[TAG_REGISTERED_AT] = _now()
+    all_tags[TAG_DRY_RUN] = "true" if dry_run else "false"
+    newest, data_end = _newest_data_end(client, name), _parse_time(all_tags.get(TAG_DATA_END))
+    all_tags[TAG_BACKFILL] = "true" if newest is not None and data_end is not None and data_end < newest else "false"
     created = client.create_model_version(
-        name, source, run_id=run_id, tags=all_tags, model_id=model_id
+        name, source, run_id=run_id, tags=all_tags, model_id=model_id, description=description
     )
     if created.status != "READY":
         raise RegistryError(
             f"model version {name} v{created.version} ended in status {created.status} "
             f"({created.status_message or 'no message'}); source {source}"
         )
-    _advance_challenger(client, name, created.version)
+    _settle_challenger(client, name)
     return _info(client.get_model_version(name, created.version))
 
 
-def _advance_challenger(client: MlflowClient, name: str, version: str, attempts: int = 8) -> None:
-    """Point ``challenger`` at the newest version of ``name`` (normally ``version``, just created).
+def describe_version(client: MlflowClient, spec: ModelSpec, version: str, description: str) -> None:
+    """Set a version's description (shown on its page in the MLflow UI)."""
+    client.update_model_version(spec.registry_name, str(version), description=description)
 
-    Runs that register at the same moment race on the alias: MLflow's upsert is
+
+def _settle_challenger(client: MlflowClient, name: str, attempts: int = 8) -> None:
+    """Point ``challenger`` at the version the module docstring's rule names (or remove it).
+
+    Runs that register or promote at the same moment race on the alias: MLflow's upsert is
     select-then-insert (one writer can fail on the alias table's unique constraint), and a plain
-    set lets an older registrant overwrite a newer one. So every writer sets the alias to the
-    newest version it can see, then re-reads; whoever writes last re-checks after writing, so the
-    alias converges on the newest version without a lock.
+    set lets a writer that read an older registry overwrite a newer one. So every writer sets
+    the alias to the rule's answer on the registry as it reads it, then re-reads; whoever writes
+    last re-checks after writing, so the alias converges without a lock (versions are only ever
+    added, and the rule is a function of the registry's state).
     """
     for attempt in range(attempts):
-        newest = _newest_version(client, name) or str(version)
-        try:
-            holder = str(client.get_model_version_by_alias(name, CHALLENGER).version)
-        except MlflowException:
-            holder = None
-        if holder == newest:
+        wanted = _challenger_by_rule(client, name)
+        holder = _alias_version(client, name, CHALLENGER)
+        if (None if holder is None else str(holder.version)) == wanted:
             return
         try:
-            client.set_registered_model_alias(name, CHALLENGER, newest)
+            if wanted is None:
+                client.delete_registered_model_alias(name, CHALLENGER)
+            else:
+                client.set_registered_model_alias(name, CHALLENGER, wanted)
         except MlflowException:
             if attempt == attempts - 1:
                 raise
         time.sleep(0.02 * (attempt + 1))
-    raise RegistryError(f"{name}: the challenger alias did not settle on the newest version after {attempts} tries")
+    raise RegistryError(f"{name}: the challenger alias did not settle after {attempts} tries; "
+                        f"another writer keeps changing it (models:/{name}@{CHALLENGER})")
 
 
-def _newest_version(client: MlflowClient, name: str) -> str | None:
-    found = client.search_model_versions(f"name = '{name}'", max_results=1, order_by=["version_number DESC"])
-    return str(found[0].version) if found else None
+def _challenger_by_rule(client: MlflowClient, name: str) -> str | None:
+    """The version ``challenger`` should name: the best-ranked (data end, version) version that is
+    no dry run and was never champion, if it outranks the champion; else None."""
+    model = _registered_model(client, name)
+    if model is None:
+        return None
+    champion = (model.aliases or {}).get(CHAMPION)
+    champions = {str(e["to_version"]) for e in _history_from_tags(model.tags)}
+    if champion is not None:
+        champions.add(str(champion))
+    versions = list(_all_versions(client, name))
+    ranked = {str(mv.version): _rank(mv) for mv in versions}
+    dry_runs = {str(mv.version) for mv in versions if (mv.tags or {}).get(TAG_DRY_RUN) == "true"}
+    eligible = [v for v in ranked if v not in champions and v not in dry_runs]
+    if not eligible:
+        return None
+    best = max(eligible, key=lambda v: ranked[v])
+    if champion is not None and str(champion) in ranked and ranked[best] < ranked[str(champion)]:
+        return None
+    return best
+
+
+def _rank(mv: ModelVersion) -> tuple[datetime, int]:
+    """(data end, version number): how challengers are ordered (no data end ranks lowest)."""
+    end = _parse_time((mv.tags or {}).get(TAG_DATA_END)) or datetime.min.replace(tzinfo=timezone.utc)
+    return end, int(mv.version)
+
+
+def _newest_data_end(client: MlflowClient, name: str) -> datetime | None:
+    """The newest data end among versions registered by runs that were not dry runs, or None."""
+    ends = [_parse_time((mv.tags or {}).get(TAG_DATA_END)) for mv in _all_versions(client, name)
+            if (mv.tags or {}).get(TAG_DRY_RUN) != "true"]
+    return max((e for e in ends if e is not None), default=None)
 
 
 def promote(
@@ -333,7 +387,7 @@ def promote(
         client, name, expected=expected, target=candidate, kind=kind, actor=actor, reason=reason,
         lease_seconds=spec.promotion.lock_lease_seconds,
     )
-    _retire_challenger(client, name, version)
+    _settle_challenger(client, name)
     return PromotionResult(
         promoted=True,
         champion_before=expected,
@@ -391,6 +445,7 @@ def rollback(
         client, name, expected=current, target=target, kind="rollback", actor=actor, reason=reason,
         lease_seconds=spec.promotion.lock_lease_seconds,
     )
+    _settle_challenger(client, name)
     return PromotionResult(
         promoted=True,
         champion_before=current,
@@ -668,13 +723,6 @@ def _generation_of(client: MlflowClient, name: str) -> int:
 def _champion_version(client: MlflowClient, name: str) -> str | None:
     mv = _alias_version(client, name, CHAMPION)
     return None if mv is None else str(mv.version)
-
-
-def _retire_challenger(client: MlflowClient, name: str, version: str) -> None:
-    """A promoted version stops being the challenger: the alias names the next candidate only."""
-    challenger = _alias_version(client, name, CHALLENGER)
-    if challenger is not None and str(challenger.version) == version:
-        client.delete_registered_model_alias(name, CHALLENGER)
 
 
 def _already_champion(client: MlflowClient, spec: ModelSpec, version: str, expected: str | None) -> PromotionResult:

@@ -21,7 +21,9 @@ Contract:
   data has not landed yet (:class:`pipeline.ingest.NoDataYet`) ends "skipped". Its one-line
   outcome (:func:`run_headline`) is what the Airflow run note shows.
 * The champion is only ever moved by :func:`promote_step`, through the registry's
-  compare-and-set; a dry run or a failed gate registers the candidate and moves nothing. The
+  compare-and-set; a dry run or a failed gate registers the candidate and moves nothing.
+  :func:`champion_event_step` describes the move for the champion Asset event and raises
+  :class:`ChampionUnchanged` (the task is skipped: no event) when the run moved nothing. The
   model promoted is the challenger the promotion rule chose (:mod:`pipeline.promotion`): the
   XGBoost candidate, or the simpler baseline when it is as good.
 * Labels arrive late: the run reads ``[as_of - label_delay - total_days, as_of)``, validates the
@@ -42,7 +44,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from pipeline.artifacts import Record, Snapshot
-from pipeline.errors import DriftlineError
+from pipeline.errors import DriftlineError, StepSkipped
 from pipeline.faults import kill_point
 from pipeline.redact import redact, redact_obj
 from pipeline.runenv import RunEnv, log_text_artifacts
@@ -75,6 +77,8 @@ class EvaluationOutcome(Record):
         candidate_model_uri, registered_role, model_sha256: the model to register (the chosen
             challenger, else the candidate) and its digest.
         test_metric: its primary metric on the test window.
+        champion_test_metric: the champion's primary metric on the same test rows (None without
+            a champion).
         mlflow_run_url: the training run in the MLflow UI.
         snapshot_hash: lineage of the data.
         plan: how the windows were chosen.
@@ -92,11 +96,24 @@ class EvaluationOutcome(Record):
     mlflow_run_url: str = ""
     snapshot_hash: str = ""
     plan: dict[str, Any] = field(default_factory=dict)
+    champion_test_metric: float | None = None
 
 
 @dataclass(frozen=True)
 class PromotionOutcome(Record):
-    """What the promote step did: the version registered and whether the champion moved."""
+    """What the promote step did: the version registered and whether the champion moved.
+
+    Attributes:
+        promoted: the champion is now ``candidate_version`` because of this run.
+        champion_before, champion_after: the champion version before and after the step.
+        message: one sentence for the log.
+        candidate_version: the version this run registered.
+        model_version_url, mlflow_run_url: the version and the training run in the MLflow UI.
+        kind: the champion move's history kind (``promotion``, ``forced_promotion``) or None.
+        primary_metric: the spec's primary metric; ``test_metric`` the registered model's value
+            and ``champion_test_metric`` the champion's on the same test rows (None: no champion).
+        data_interval_end: ISO end of the data the version was trained on.
+    """
 
     promoted: bool
     champion_before: str | None
@@ -105,6 +122,47 @@ class PromotionOutcome(Record):
     candidate_version: str
     model_version_url: str = ""
     mlflow_run_url: str = ""
+    kind: str | None = None
+    primary_metric: str = ""
+    test_metric: float | None = None
+    champion_test_metric: float | None = None
+    data_interval_end: str = ""
+
+
+class ChampionUnchanged(StepSkipped):
+    """The run did not move the champion, so there is no champion change to announce."""
+
+
+@dataclass(frozen=True)
+class ChampionEvent(Record):
+    """The ``extra`` of the champion Asset event a run emits when it moved the champion.
+
+    Attributes:
+        model: the spec's name; ``registered_model`` its registry name.
+        version, previous_version: the champion after and before (None = there was none).
+        kind: ``promotion`` or ``forced_promotion``.
+        model_uri: ``models:/<name>/<version>`` (loads exactly this version).
+        primary_metric, metric_value: the new champion's primary metric on the test window;
+            ``previous_metric_value``: the previous champion's on the same rows (None: none).
+        data_interval_end: ISO end of the data the new champion was trained on.
+        date, run_id: the run's date and driftline run id; ``airflow_run_id`` its DAG run.
+        model_version_url: the version in the MLflow UI.
+    """
+
+    model: str
+    registered_model: str
+    version: str
+    previous_version: str | None
+    kind: str
+    model_uri: str
+    primary_metric: str
+    metric_value: float | None
+    previous_metric_value: float | None
+    data_interval_end: str
+    date: str
+    run_id: str
+    airflow_run_id: str | None = None
+    model_version_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -282,6 +340,16 @@ def _lineage(env: RunEnv, snapshot_hash: str) -> dict[str, str]:
     return tags
 
 
+def run_trigger_label(trigger: dict[str, Any]) -> str:
+    """What started a run, as its MLflow run name says it: ``scheduled``, ``manual``, ``backfill``,
+    ``drift``, ``asset`` or ``cli`` (a plain ``python -m pipeline run``; one carrying a monitor's
+    request says ``drift``)."""
+    kind = str(trigger.get("kind") or "manual")
+    if kind == "manual" and trigger.get("run_type") == "cli":
+        return "cli"
+    return "scheduled" if kind == "schedule" else kind
+
+
 @recorded("train")
 def train_step(env: RunEnv, split: Any) -> Any:
     """Train candidate and baseline in one MLflow run tagged with the run's lineage."""
@@ -291,7 +359,7 @@ def train_step(env: RunEnv, split: Any) -> Any:
     split = Split.coerce(split)
     env.bind_mlflow()
     result = train(env.spec, split, env.store, tracking_uri=env.settings.mlflow_tracking_uri,
-                   lineage=_lineage(env, split.snapshot_hash))
+                   lineage=_lineage(env, split.snapshot_hash), trigger=run_trigger_label(env.trigger))
     kill_point("train")
     return replace(result, mlflow_run_url=env.settings.mlflow_run_url(result.experiment_id, result.run_id))
 
@@ -362,6 +430,7 @@ def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
         model_sha256=(trained.get("model_sha256") if chosen == "candidate" else trained.get("baseline_sha256")) or "",
         test_metric=evaluation.metrics[chosen][spec.primary_metric]["estimate"],
         mlflow_run_url=trained.get("mlflow_run_url") or "", snapshot_hash=snapshot_hash, plan=split.get("plan") or {},
+        champion_test_metric=(evaluation.metrics.get("champion") or {}).get(spec.primary_metric, {}).get("estimate"),
     )
 
 
@@ -405,10 +474,14 @@ def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[s
     reference_uri = split.get("reference_uri") or test_uri
     valid = env.store.read_parquet(calibration_uri)
     reference = env.store.read_parquet(reference_uri) if reference_uri != calibration_uri else valid
-    known = test_scores or {}
+    known = {test_uri: dict(test_scores or {})}
+    if trained.get("valid_scores_uri") and not refit:
+        scored = env.store.read_parquet(trained["valid_scores_uri"])
+        known[split["valid_uri"]] = {role: scored[role].to_numpy() for role in scored.columns}
 
     def scores_on(role: str, model: Any, uri: str, frame: Any) -> Any:
-        return known[role] if uri == test_uri and role in known else score(spec, model, frame)
+        found = known.get(uri, {}).get(role)
+        return found if found is not None else score(spec, model, frame)
 
     importance = {"candidate": trained["feature_importance"],
                   "baseline": trained.get("baseline_importance") or trained["feature_importance"]}
@@ -486,8 +559,11 @@ def promote_step(env: RunEnv, evaluation: EvaluationOutcome | dict) -> Promotion
         "driftline.decision_summary": redact(decision["summary"])[:4000],
         "driftline.artifacts": env.run_prefix,
     }
+    pending = (f"Registered by the {env.trigger.get('kind') or 'manual'} run {env.run_id} for {env.day}"
+               f"{' (dry run)' if env.dry_run else ''}; its report replaces this with the decision.")
     version = registry.register_candidate(client, spec, model_uri=evaluation.candidate_model_uri,
-                                          run_id=evaluation.candidate_run_id, tags=tags)
+                                          run_id=evaluation.candidate_run_id, tags=tags, dry_run=env.dry_run,
+                                          description=pending)
     kill_point("register")
     actor = env.trigger.get("by") or f"airflow:{env.trigger.get('dag_id') or 'cli'}"
     expected = evaluation.champion_before
@@ -501,7 +577,7 @@ def promote_step(env: RunEnv, evaluation: EvaluationOutcome | dict) -> Promotion
         reason = env.reason or f"gates passed ({env.trigger.get('kind')} run for {env.day})"
         result = registry.promote(client, spec, version=version.version, expected_champion=expected,
                                   decision=decision, actor=str(actor), reason=reason, force=env.force_promote)
-        outcome = result.to_dict()
+        outcome = {**result.to_dict(), "kind": (result.history_entry or {}).get("kind")}
     for line in gate_lines({"challengers": {decision.get("chosen") or "candidate": {"gates": decision.get("gates", [])}}}):
         log.info("gate %s", line)
     log.info("v%s registered; %s: champion %s -> %s", version.version,
@@ -512,7 +588,31 @@ def promote_step(env: RunEnv, evaluation: EvaluationOutcome | dict) -> Promotion
         champion_after=outcome.get("champion_after"), message=str(outcome.get("message") or ""),
         candidate_version=version.version,
         model_version_url=env.settings.model_version_url(spec.registry_name, version.version),
-        mlflow_run_url=evaluation.mlflow_run_url,
+        mlflow_run_url=evaluation.mlflow_run_url, kind=outcome.get("kind") if outcome.get("promoted") else None,
+        primary_metric=spec.primary_metric, test_metric=evaluation.test_metric,
+        champion_test_metric=evaluation.champion_test_metric, data_interval_end=env.as_of.isoformat(),
+    )
+
+
+def champion_event_step(env: RunEnv, promotion: PromotionOutcome | dict) -> ChampionEvent:
+    """The champion Asset event of a run that moved the champion (pure: no I/O).
+
+    Raises:
+        ChampionUnchanged: the run did not move the champion (a dry run, a rejection, a failed
+            or lost promotion, a no-op): there is no event to emit.
+    """
+    promotion = PromotionOutcome.coerce(promotion)
+    if not promotion.promoted or not promotion.champion_after or promotion.champion_after == promotion.champion_before:
+        raise ChampionUnchanged(f"{env.spec.name} on {env.day}: the champion did not move "
+                                f"({promotion.message or 'no promotion'}); no champion event")
+    name = env.spec.registry_name
+    return ChampionEvent(
+        model=env.spec.name, registered_model=name, version=promotion.champion_after,
+        previous_version=promotion.champion_before, kind=promotion.kind or "promotion",
+        model_uri=f"models:/{name}/{promotion.champion_after}", primary_metric=promotion.primary_metric,
+        metric_value=promotion.test_metric, previous_metric_value=promotion.champion_test_metric,
+        data_interval_end=promotion.data_interval_end, date=env.day, run_id=env.run_id,
+        airflow_run_id=env.trigger.get("run_id"), model_version_url=promotion.model_version_url,
     )
 
 
@@ -574,6 +674,9 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
         "forced": decision.get("forced", False),
         "dry_run": env.dry_run,
         "primary_metric": env.spec.primary_metric,
+        "metric": {"name": env.spec.primary_metric, "value": evaluation.get("test_metric"),
+                   "champion_value": evaluation.get("champion_test_metric")},
+        "move": promotion.get("kind"),
         "candidate_version": promotion.get("candidate_version"),
         "champion_before": promotion.get("champion_before", evaluation.get("champion_before")),
         "champion_after": promotion.get("champion_after", evaluation.get("champion_before")),
@@ -602,7 +705,8 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
 
 def report_step(env: RunEnv) -> RunReport:
     """Write ``decision.json``, attach it to the candidate's MLflow run, link it from the
-    registered version (tags ``driftline.decision_uri`` / ``driftline.decision``), log its summary.
+    registered version (tags ``driftline.decision_uri`` / ``driftline.decision``, and the
+    version's description: :func:`version_description`), log its summary.
 
     Raises:
         RunFailed: a step failed; the record is written first and names the step and error.
@@ -649,9 +753,64 @@ def _link_record(env: RunEnv, record: dict, uri: str) -> None:
     client.set_tag(record["candidate_run_id"], "driftline.decision", record["status"])
     client.set_tag(record["candidate_run_id"], "driftline.decision_uri", uri)
     if record["candidate_version"]:
-        client.set_model_version_tag(env.spec.registry_name, record["candidate_version"], "driftline.decision_uri", uri)
-        client.set_model_version_tag(env.spec.registry_name, record["candidate_version"], "driftline.decision",
-                                     record["status"])
+        name, version = env.spec.registry_name, record["candidate_version"]
+        client.set_model_version_tag(name, version, "driftline.decision_uri", uri)
+        client.set_model_version_tag(name, version, "driftline.decision", record["status"])
+        backfill = (client.get_model_version(name, version).tags or {}).get("driftline.backfill") == "true"
+        client.update_model_version(name, version, description=version_description(record, uri, backfill=backfill))
+
+
+#: How each status reads at the top of a version's description.
+_HEADLINES = {
+    "promoted": "**Promoted**: champion since this run",
+    "not_promoted": "**Not promoted**",
+    "dry_run": "**Dry run**: evaluated only; never champion nor challenger",
+    "failed": "**Run failed** after registering this version; champion untouched by it",
+    "abandoned": "**Abandoned**: the run died after registering this version",
+}
+_MAX_DESCRIPTION = 4000
+
+
+def version_description(record: dict[str, Any], decision_uri: str, *, backfill: bool = False) -> str:
+    """A registered version's description from its run's decision record (pure).
+
+    Markdown lines: what was decided and the one-line reason; the primary metric on the test
+    window against the champion's on the same rows; the data windows; whether it is a backfill
+    (never the challenger); which run, and where the full record is. At most 4,000 characters.
+    """
+    status = str(record.get("status") or "?")
+    before, after = record.get("champion_before"), record.get("champion_after")
+    head = _HEADLINES.get(status, f"**{status}**")
+    if status == "promoted":
+        head += f" ({record.get('move') or 'promotion'}; was {'v' + before if before else 'no champion'})"
+    elif status in ("not_promoted", "dry_run", "failed"):
+        head += f"; champion stays {'v' + after if after else 'none'}"
+    why = str(record.get("summary") or "").split("; report ", 1)[0]
+    failed = next((r for r in record.get("reasons") or [] if " failed: " in str(r)), None)
+    lines = [f"{head}.", f"Why: {why}" + (f" -- {failed}" if failed and status != "failed" else "")]
+    metric = record.get("metric") or {}
+    windows = record.get("windows") or {}
+    if metric.get("value") is not None:
+        test = windows.get("test") or ["?", "?"]
+        where = f"on the test window {_day(test[0])} to {_day(test[1])}"
+        vs = (f"; champion v{record.get('champion_before')} {metric['champion_value']:.4f} on the same rows"
+              if metric.get("champion_value") is not None else "; no champion to compare with")
+        lines.append(f"{metric.get('name')}: {metric['value']:.4f} {where}{vs}.")
+    if windows:
+        parts = ", ".join(f"{k} {_day(v[0])} to {_day(v[1])}" for k, v in windows.items() if v)
+        lines.append(f"Data: {parts} (half-open); data before {_day(record.get('as_of') or '')}.")
+    if backfill:
+        lines.append("Backfill: its data ends before that of a version already registered, so it is never the "
+                     "challenger.")
+    trigger = record.get("trigger") or {}
+    lines.append(f"Run: {trigger.get('kind') or 'manual'} run for {record.get('date')} (driftline run "
+                 f"{record.get('run_id')}, orchestrator run {trigger.get('run_id') or '-'}); decision record "
+                 f"{decision_uri}.")
+    return "\n\n".join(lines)[:_MAX_DESCRIPTION]
+
+
+def _day(value: Any) -> str:
+    return str(value or "?")[:10]
 
 
 def repair_abandoned(env: RunEnv) -> list[str]:
@@ -712,6 +871,8 @@ def repair_abandoned(env: RunEnv) -> list[str]:
         uri = env.store.write_json(join(prefix, "decision.json"), record)
         client.set_model_version_tag(name, mv.version, "driftline.decision_uri", uri)
         client.set_model_version_tag(name, mv.version, "driftline.decision", "abandoned")
+        client.update_model_version(name, mv.version, description=version_description(
+            record, uri, backfill=tags.get("driftline.backfill") == "true"))
         repaired.append(str(mv.version))
     return repaired
 
@@ -721,14 +882,31 @@ def run_all(env: RunEnv) -> dict:
     as a dict.
 
     A failing step stops the chain, and the report still records it (then raises RunFailed).
+    Every step still writes its files; frames within ``settings.handoff_mb`` are also handed to
+    the next step in memory (:class:`pipeline.storage.FrameHandoff`), each dropped once its
+    last reader has it.
     """
+    from pipeline.storage import FrameHandoff
+
+    if env.handoff is None and env.settings.handoff_mb > 0:
+        env = replace(env, handoff=FrameHandoff(env.settings.handoff_mb * 2**20))
     try:
         snapshot = ingest_step(env)
         validation = validate_step(env, snapshot)
+        _drop(env, snapshot.uri)
         split = split_step(env, validation)
+        _drop(env, validation.clean_uri)
         trained = train_step(env, split)
         evaluation = evaluate_step(env, split, trained)
         promote_step(env, evaluation)
     except Exception as err:  # recorded by the failing step; the report below explains and raises
         log.error("%s: %s", type(err).__name__, redact(str(err)))
+    finally:
+        if env.handoff is not None:
+            env.handoff.clear()
     return report_step(env).to_dict()
+
+
+def _drop(env: RunEnv, uri: str) -> None:
+    if env.handoff is not None:
+        env.handoff.drop(uri)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.artifacts import date_prefix, day_key, monitor_prefix, new_run_id, run_prefix
 from pipeline.config import ModelSpec, Settings
-from pipeline.storage import Store
+from pipeline.storage import FrameHandoff, Store
 
 
 def log_text_artifacts(client: Any, run_id: str, files: dict[str, str]) -> None:
@@ -54,6 +54,8 @@ class RunEnv:
         force_promote: skip promotion gates 2-6 (not validation, not the floor); needs ``reason``.
         reason: a person's reason for a manual/forced run.
         run_id: this run's identity (its immutable artifact prefix; see :mod:`pipeline.artifacts`).
+        handoff: frames handed between steps in this process (:class:`pipeline.storage.FrameHandoff`;
+            set by :func:`pipeline.retrain.run_all`); None = every step reads the files.
     """
 
     spec: ModelSpec
@@ -68,6 +70,7 @@ class RunEnv:
     force_promote: bool = False
     reason: str | None = None
     run_id: str = field(default_factory=new_run_id)
+    handoff: FrameHandoff | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def local(cls, spec: ModelSpec, as_of: date | datetime | str, *, settings: Settings | None = None,
@@ -95,7 +98,7 @@ class RunEnv:
 
     @property
     def store(self) -> Store:
-        return Store.for_uri(self.settings.artifact_root, self.artifact_s3_client)
+        return Store.for_uri(self.settings.artifact_root, self.artifact_s3_client, handoff=self.handoff)
 
     @property
     def run_prefix(self) -> str:

@@ -13,6 +13,11 @@ Contract:
 
 The S3 client is passed in (built from an Airflow connection or the environment), so the
 endpoint is configurable and tests run against an S3 API server on loopback.
+
+When the steps of a run share one process (the CLI's ``run``), a :class:`FrameHandoff` given to
+the store hands each parquet file's frame from the step that wrote it to the step that reads it,
+within a memory budget: the file is still written (it is the run's evidence and what a retry
+or an Airflow task reads), only reading it back and decoding it again is skipped.
 """
 
 from __future__ import annotations
@@ -114,15 +119,107 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
 
 
+class FrameHandoff:
+    """Frames written as parquet by one step, kept for a later step of the same process.
+
+    Frames are kept while all of them fit ``budget_bytes``; the first one that does not turns
+    the handoff off for the rest of the run (kept frames are released and every step reads its
+    files), so a large run never holds a window in memory beside the next step's work.
+    What a reader gets is what reading the file would give: the same columns in the requested
+    order, the same dtypes (frames are kept as written; Arrow tables are converted as
+    ``pyarrow.parquet.read_table(...).to_pandas()`` would), a fresh ``RangeIndex``, and a frame
+    of its own (pandas copy-on-write: changing it changes neither the kept frame nor the writer's).
+    """
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = int(budget_bytes)
+        self.used_bytes = 0
+        self.hits = 0
+        self.enabled = self.budget_bytes > 0
+        self._kept: dict[str, tuple[Any, Any, int]] = {}
+
+    @staticmethod
+    def key(uri: str) -> str:
+        if is_s3(uri):
+            return uri
+        return os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+    def fits(self, nbytes: int) -> bool:
+        return self.enabled and self.used_bytes + nbytes <= self.budget_bytes
+
+    def disable(self) -> None:
+        """Off for the rest of the run (a frame did not fit): release everything kept."""
+        self.enabled = False
+        self.clear()
+
+    def keep(self, uri: str, frame: Any, rows: Any = None) -> bool:
+        """Keep a pandas frame (the rows where ``rows`` is true, if given) or a ``pyarrow.Table``
+        written to ``uri``; False (and nothing kept) when it does not fit the budget."""
+        import numpy as np
+        import pandas as pd
+
+        self.drop(uri)
+        if not self.enabled:
+            return False
+        if isinstance(frame, pd.DataFrame):
+            total = int(frame.memory_usage(index=False, deep=True).sum())
+            if rows is not None:
+                rows = np.asarray(rows, dtype=bool)
+                total = int(total * (rows.sum() / max(len(rows), 1)))
+            frame = frame.copy(deep=False)
+        else:
+            total = int(frame.nbytes)
+        if not self.fits(total):
+            self.disable()
+            return False
+        self._kept[self.key(uri)] = (frame, rows, total)
+        self.used_bytes += total
+        return True
+
+    def get(self, uri: str, columns: list[str] | None = None) -> Any:
+        """The kept frame of ``uri`` (only the ``columns`` it has, in that order), or None."""
+        import pandas as pd
+
+        kept = self._kept.get(self.key(uri)) if self.enabled else None
+        if kept is None:
+            return None
+        frame, rows, _ = kept
+        if not isinstance(frame, pd.DataFrame):
+            names = frame.column_names if columns is None else [c for c in dict.fromkeys(columns)
+                                                                  if c in frame.column_names]
+            self.hits += 1
+            return frame.select(names).to_pandas()
+        if columns is not None:
+            frame = frame[[c for c in dict.fromkeys(columns) if c in frame.columns]]
+        frame = frame.loc[rows] if rows is not None else frame
+        self.hits += 1
+        if isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1:
+            return frame.copy(deep=False)
+        return frame.reset_index(drop=True)
+
+    def drop(self, uri: str) -> None:
+        """Forget ``uri``'s frame (its last reader has read it)."""
+        kept = self._kept.pop(self.key(uri), None)
+        if kept is not None:
+            self.used_bytes -= kept[2]
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self.used_bytes = 0
+
+
 class Store(ABC):
     """Base interface; use :meth:`for_uri`."""
 
+    #: Frames handed between the steps of one process (see :class:`FrameHandoff`); None = off.
+    handoff: FrameHandoff | None = None
+
     @staticmethod
-    def for_uri(uri: str, s3_client: Any = None) -> "Store":
+    def for_uri(uri: str, s3_client: Any = None, handoff: FrameHandoff | None = None) -> "Store":
         """The store for ``uri``'s scheme. ``s3_client`` defaults to :func:`default_s3_client`."""
-        if is_s3(uri):
-            return S3Store(s3_client or default_s3_client())
-        return LocalStore()
+        store: Store = S3Store(s3_client or default_s3_client()) if is_s3(uri) else LocalStore()
+        store.handoff = handoff
+        return store
 
     @abstractmethod
     def write_bytes(self, uri: str, data: bytes) -> str:
@@ -187,16 +284,27 @@ class Store(ABC):
         if rows is None:
             buf = io.BytesIO()
             df.to_parquet(buf, index=False)
-            return self.write_bytes(uri, buf.getvalue())
-        with tempfile.TemporaryDirectory(prefix="driftline-parquet-") as tmp:
-            local = Path(tmp) / "part.parquet"
-            _write_parquet_rows(local, df, rows)
-            return self.write_file(uri, local)
+            written = self.write_bytes(uri, buf.getvalue())
+        else:
+            with tempfile.TemporaryDirectory(prefix="driftline-parquet-") as tmp:
+                local = Path(tmp) / "part.parquet"
+                _write_parquet_rows(local, df, rows)
+                written = self.write_file(uri, local)
+        self._hand_off(uri, df, rows)
+        return written
+
+    def _hand_off(self, uri: str, df: Any, rows: Any) -> None:
+        if self.handoff is not None:
+            self.handoff.keep(uri, df, rows)
 
     def read_parquet(self, uri: str, columns: list[str] | None = None) -> Any:
         """The parquet file as a frame; with ``columns``, only those of them the file has."""
         import pyarrow.parquet as pq
 
+        if self.handoff is not None:
+            kept = self.handoff.get(uri, columns)
+            if kept is not None:
+                return kept
         try:
             source = self.open_read(uri)
             if columns is not None:
@@ -280,8 +388,11 @@ class LocalStore(Store):
 
     def write_parquet(self, uri: str, df: Any, rows: Any = None) -> str:
         if rows is None:
-            return self._publish(uri, lambda tmp: df.to_parquet(tmp, index=False))
-        return self._publish(uri, lambda tmp: _write_parquet_rows(tmp, df, rows))
+            written = self._publish(uri, lambda tmp: df.to_parquet(tmp, index=False))
+        else:
+            written = self._publish(uri, lambda tmp: _write_parquet_rows(tmp, df, rows))
+        self._hand_off(uri, df, rows)
+        return written
 
     def create_exclusive(self, uri: str, data: bytes) -> bool:
         path = self._path(uri)

@@ -34,6 +34,7 @@ Contract:
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 import time
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from pipeline.config import ModelSpec
+
+log = logging.getLogger(__name__)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _INPUT_CONTEXTS = {"train": "training", "valid": "validation", "test": "testing"}
@@ -92,12 +95,15 @@ class TrainResult(Record):
         timings: seconds by part: ``fit`` (= train_seconds, wall; ``fit_candidate`` incl. its
             preprocessing, ``fit_baseline``, which overlap), ``mlflow_setup`` (client, store,
             experiment), ``log_models`` (both models), ``log_total`` (all MLflow work).
-        run_name: the MLflow run name, ``<model>-<YYYY-MM-DD>``.
+        run_name: the MLflow run name, ``<model> <YYYY-MM-DD> <trigger>``, with `` #<n>`` for the
+            n-th training of that model and date (a re-run of a date never shares a name).
         adaptation: how rows were weighted (plan kind, strategy chosen, each strategy's valid
             score, effective rows).
         baseline_importance: the baseline's importance per raw column (``{}`` for a prior).
         test_weights_uri: per-row weights of the test window ("" when unweighted).
         model_sha256, baseline_sha256: digests of the stored models (loading verifies them).
+        valid_scores_uri: both models' scores on the validation window (columns ``candidate``,
+            ``baseline``); "" when the models were refitted after scoring it.
         mlflow_run_url: the run in the MLflow UI (set by the retrain step).
     """
 
@@ -116,11 +122,12 @@ class TrainResult(Record):
     test_weights_uri: str = ""
     model_sha256: str = ""
     baseline_sha256: str = ""
+    valid_scores_uri: str = ""
     mlflow_run_url: str = ""
 
 
 def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
-          lineage: dict[str, str] | None = None) -> TrainResult:
+          lineage: dict[str, str] | None = None, trigger: str | None = None) -> TrainResult:
     """Fit candidate and baseline on ``split`` and record them in one MLflow run.
 
     Args:
@@ -132,6 +139,9 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
             ``airflow.run_id``, ``driftline.trigger``). ``driftline.snapshot_hash`` and
             ``driftline.git_sha`` given here win over the defaults (the source file's sha256
             and ``git rev-parse HEAD``).
+        trigger: what started the run, as the run name shows it (``scheduled``, ``manual``,
+            ``backfill``, ``drift``, ``cli``, ...); default: ``lineage["driftline.trigger"]``,
+            else ``manual``.
 
     Returns:
         The :class:`TrainResult`.
@@ -149,11 +159,25 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     y = {name: _target(spec, frame, name, split.window_uri(name)) for name, frame in frames.items()}
     recent = store.read_parquet(split.recent_uri, columns=needed) if split.recent_uri else None
 
+    # The MLflow run (experiment, tags, window params, datasets) is opened beside the fit: that
+    # bookkeeping waits on the tracking store and needs no model.
+    side = _Side()
+    side.start("mlflow_run", _open_run, spec, split, lineage or {}, tracking_uri, frames,
+               trigger or (lineage or {}).get("driftline.trigger") or "manual")
+    try:
+        return _train(spec, split, store, tracking_uri, frames, X, y, recent, side)
+    except BaseException:
+        _abandon_run(side, tracking_uri)
+        raise
+
+
+def _train(spec: "ModelSpec", split: Split, store: Store, tracking_uri: str, frames: dict[str, pd.DataFrame],
+           X: dict[str, pd.DataFrame], y: dict[str, np.ndarray], recent: pd.DataFrame | None,
+           side: "_Side") -> TrainResult:
     started = time.perf_counter()
     trials, w_valid, w_test, adaptation = _weighting(spec, split, frames, recent)
     # The baseline is cheap and single-threaded: it is fitted beside the candidate, not after it,
     # whenever its weights are known in advance (one weighting to try).
-    side = _Side()
     if len(trials) == 1:
         only = next(iter(trials.values()))
         side.start("baseline", _fit_baseline, spec, X["train"], y["train"], only)
@@ -199,6 +223,10 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     importance = _raw_importance(spec, column_gain)
     baseline_importance = _linear_importance(spec, baseline)
     test_weights_uri = ""
+    valid_scores_uri = ""
+    if "refit" not in adaptation:
+        valid_scores_uri = store.write_parquet(join(_parent(split.test_uri), "valid_scores.parquet"),
+                                               pd.DataFrame(scores))
     if w_test is not None:
         test_weights_uri = store.write_parquet(join(_parent(split.test_uri), "test_weights.parquet"),
                                                pd.DataFrame({"weight": w_test}))
@@ -206,21 +234,15 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
     clock = time.perf_counter()
     timings = {"fit": round(train_seconds, 3), "fit_candidate": round(candidate_seconds, 3),
                "fit_baseline": round(baseline_seconds, 3)}
+    (experiment_id, run_id, run_name), open_seconds = side.result("mlflow_run")
+    timings["mlflow_setup"] = round(open_seconds, 3)
+    timings["mlflow_setup_wait"] = round(time.perf_counter() - clock, 3)
     with _tracking(tracking_uri):
         import mlflow
 
-        experiment_id = _ensure_experiment(spec.name, tracking_uri)
-        run_name = f"{spec.name}-{day_key(split.data_interval_end)}"
-        timings["mlflow_setup"] = round(time.perf_counter() - clock, 3)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-            mlflow.set_tags(_tags(spec, split, lineage or {}))
-            mlflow.log_params(_params(spec, split, best_iteration))
+        with mlflow.start_run(run_id=run_id) as run:
+            mlflow.log_param("best_iteration", best_iteration)
             mlflow.log_metrics(metrics)
-            for name, frame in frames.items():
-                dataset = mlflow.data.from_pandas(frame, source=split.window_uri(name), name=name,
-                                                  targets=spec.target_column, digest=_window_digest(split, name))
-                _preset_schema(dataset, frame)
-                mlflow.log_input(dataset, context=_INPUT_CONTEXTS[name])
             models_started = time.perf_counter()
             model_uri, model_sha256 = _log_model(spec, candidate, X["train"], "model")
             baseline_uri, baseline_sha256 = _log_model(spec, baseline, X["train"], "baseline")
@@ -238,9 +260,53 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         run_id=run.info.run_id, experiment_id=experiment_id, model_uri=model_uri, baseline_uri=baseline_uri,
         metrics=metrics, best_iteration=best_iteration, train_seconds=round(train_seconds, 3),
         feature_importance=importance, timings=timings, run_name=run_name, adaptation=adaptation,
-        baseline_importance=baseline_importance, test_weights_uri=test_weights_uri,
+        baseline_importance=baseline_importance, test_weights_uri=test_weights_uri, valid_scores_uri=valid_scores_uri,
         model_sha256=model_sha256, baseline_sha256=baseline_sha256,
     )
+
+
+def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking_uri: str,
+              frames: dict[str, pd.DataFrame], trigger: str) -> tuple[str, str, str]:
+    """Create the training run: ``(experiment id, run id, run name)``, with its tags (MLflow's
+    context tags, as ``mlflow.start_run`` sets them, plus driftline's and ``lineage``), the
+    spec's parameters and windows, and the three windows as datasets. Everything but the model
+    and its results, so it runs beside the fit."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import DatasetInput, InputTag, Param
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from pipeline.tracking import fail_fast
+
+    fail_fast()
+    experiment_id = _ensure_experiment(spec.name, tracking_uri)
+    run_name = _run_name(tracking_uri, experiment_id, spec.name, day_key(split.data_interval_end), trigger)
+    client = MlflowClient(tracking_uri)
+    run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(_tags(spec, split, lineage)))
+    run_id = run.info.run_id
+    params = {k: v for k, v in _params(spec, split, None).items() if k != "best_iteration"}
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    inputs = []
+    for name, frame in frames.items():
+        dataset = mlflow.data.from_pandas(frame, source=split.window_uri(name), name=name,
+                                          targets=spec.target_column, digest=_window_digest(split, name))
+        _preset_schema(dataset, frame)
+        inputs.append(DatasetInput(dataset=dataset._to_mlflow_entity(),
+                                   tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=_INPUT_CONTEXTS[name])]))
+    client.log_inputs(run_id, datasets=inputs)
+    return experiment_id, run_id, run_name
+
+
+def _abandon_run(side: "_Side", tracking_uri: str) -> None:
+    """After a failed fit: end the run opened beside it as FAILED (if it was opened at all)."""
+    try:
+        (_, run_id, _), _ = side.result("mlflow_run")
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri).set_terminated(run_id, status="FAILED")
+    except Exception as err:  # the fit's own error is what the caller reports
+        log.warning("could not end the training run opened beside the failed fit: %s", err)
 
 
 def _weighting(spec: "ModelSpec", split: Split, frames: dict[str, pd.DataFrame], recent: pd.DataFrame | None
@@ -382,7 +448,8 @@ def _fit_baseline(spec: "ModelSpec", X_train: pd.DataFrame, y_train: np.ndarray,
 class _Side:
     """Work started in a background thread and collected later: ``(result, seconds)``.
 
-    Only for work that releases the GIL (BLAS, XGBoost) and shares no mutable state."""
+    Only for work that mostly runs outside the GIL or waits (BLAS, XGBoost, the tracking
+    store) and shares no mutable state."""
 
     def __init__(self) -> None:
         self._futures: dict[str, Any] = {}
@@ -463,7 +530,7 @@ def _raw_importance(spec: "ModelSpec", column_gain: dict[str, tuple[str, float]]
     return {c: v / total for c, v in sorted(raw.items(), key=lambda kv: -kv[1])}
 
 
-def _params(spec: "ModelSpec", split: Split, best_iteration: int) -> dict[str, Any]:
+def _params(spec: "ModelSpec", split: Split, best_iteration: int | None) -> dict[str, Any]:
     params: dict[str, Any] = {f"params.{k}": v for k, v in spec.params.model_dump().items()}
     params["best_iteration"] = best_iteration
     for name, (start, end) in split.windows.items():
@@ -590,6 +657,21 @@ def _tracking(uri: str) -> Iterator[None]:
     yield
 
 
+def _run_name(tracking_uri: str, experiment_id: str, model: str, day: str, trigger: str) -> str:
+    """``<model> <day> <trigger>``, suffixed `` #<n>`` when n-1 runs of that model and day exist
+    already (deleted ones included). Runs of one model and day are serialised by the day's lease
+    (:mod:`pipeline.lease`), so two of them never count the same runs."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    pattern = f"{model} {day} %".replace("'", "''")
+    earlier = MlflowClient(tracking_uri).search_runs(
+        [experiment_id], filter_string=f"attributes.run_name LIKE '{pattern}'", run_view_type=ViewType.ALL,
+        max_results=50_000)
+    base = f"{model} {day} {trigger}"
+    return base if not earlier else f"{base} #{len(earlier) + 1}"
+
+
 def _ensure_experiment(name: str, tracking_uri: str) -> str:
     """The experiment's id, creating it when absent (a concurrent creator wins harmlessly)."""
     from mlflow import MlflowClient
@@ -619,6 +701,19 @@ def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
 
 
+#: A curve drawn in a 450-pixel plot needs no more points than this (its metric uses them all).
+_PLOT_POINTS = 2000
+
+
+def _thinned(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``_PLOT_POINTS`` evenly spaced points of a curve, its two ends included (a
+    precision-recall curve has a point per distinct score: 166k on a 1M-row run's window)."""
+    if len(x) <= _PLOT_POINTS:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, _PLOT_POINTS).astype(int))
+    return x[keep], y[keep]
+
+
 def _write_plots(spec: "ModelSpec", out: Path, y: np.ndarray, scores: dict[str, np.ndarray],
                  column_gain: dict[str, tuple[str, float]]) -> None:
     """PNG diagnostics of the valid window; matplotlib's object API, so no global backend."""
@@ -636,7 +731,7 @@ def _write_plots(spec: "ModelSpec", out: Path, y: np.ndarray, scores: dict[str, 
         ax = fig.subplots()
         for who, s in scores.items():
             fpr, tpr, _ = skm.roc_curve(y, s)
-            ax.plot(fpr, tpr, label=f"{who} (AUC {skm.roc_auc_score(y, s):.3f})")
+            ax.plot(*_thinned(fpr, tpr), label=f"{who} (AUC {skm.roc_auc_score(y, s):.3f})")
         ax.plot([0, 1], [0, 1], ls=":", c="grey")
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (valid window)")
         ax.legend(loc="lower right")
@@ -646,7 +741,7 @@ def _write_plots(spec: "ModelSpec", out: Path, y: np.ndarray, scores: dict[str, 
         ax = fig.subplots()
         for who, s in scores.items():
             precision, recall, _ = skm.precision_recall_curve(y, s)
-            ax.plot(recall, precision, label=f"{who} (AP {skm.average_precision_score(y, s):.3f})")
+            ax.plot(*_thinned(recall, precision), label=f"{who} (AP {skm.average_precision_score(y, s):.3f})")
         ax.axhline(float(np.mean(y)), ls=":", c="grey")
         ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (valid window)")
         ax.legend(loc="upper right")
@@ -676,7 +771,8 @@ def _write_plots(spec: "ModelSpec", out: Path, y: np.ndarray, scores: dict[str, 
         predicted = scores["candidate"]
         fig = Figure(figsize=(5, 4))
         ax = fig.subplots()
-        ax.scatter(predicted, y - predicted, s=4, alpha=0.4)
+        shown = np.linspace(0, len(predicted) - 1, min(len(predicted), _PLOT_POINTS * 5)).astype(int)
+        ax.scatter(predicted[shown], (y - predicted)[shown], s=4, alpha=0.4)
         ax.axhline(0.0, c="grey", ls=":")
         ax.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (valid window, candidate)")
         save(fig, "residuals")

@@ -5,8 +5,9 @@ Airflow 3 computes an operator link on the worker when the task ends and stores 
 the operator class here -- registering them in the plugin as well makes the API server call
 them itself and its links endpoint answers 500 (see shared FIELD-NOTES).
 
-A task opts in with ``@mlflow_task`` and returns a mapping carrying ``mlflow_run_url`` and/or
-``model_version_url``; a missing key yields no link (an empty string, which the UI hides).
+A task opts in with ``@mlflow_task`` and returns a mapping carrying ``mlflow_run_url``,
+``model_version_url`` and/or ``dashboard_url``; a missing key yields no link (an empty string,
+which the UI hides).
 """
 
 from __future__ import annotations
@@ -44,11 +45,18 @@ class ModelVersionLink(_ReturnValueLink):
     field = "model_version_url"
 
 
+class DashboardLink(_ReturnValueLink):
+    """The model-health dashboard the monitor attached to its MLflow run."""
+
+    name = "Model health dashboard"
+    field = "dashboard_url"
+
+
 class MlflowLinkedOperator(_PythonDecoratedOperator):
     """A TaskFlow Python operator that carries the MLflow links."""
 
     custom_operator_name = "@mlflow_task"
-    operator_extra_links = (MlflowRunLink(), ModelVersionLink())
+    operator_extra_links = (MlflowRunLink(), ModelVersionLink(), DashboardLink())
 
 
 def mlflow_task(python_callable: Any = None, multiple_outputs: bool | None = None, **kwargs: Any) -> Any:

@@ -132,13 +132,14 @@ def run_step(model: str, step: Callable[..., Any], *args: Any) -> Any:
     debugger) goes straight from the DAG to the code. A typed record is returned as its dict.
     A :class:`pipeline.errors.DriftlineError` (bad data, a failed gate check, a registry
     conflict) fails the task without retries -- retrying cannot fix it; one that ``skips_run``
-    ("no champion yet", "no data for the date yet") skips it. A retryable one
-    (:class:`pipeline.errors.RetryableError`: storage, source or tracking I/O, a lease another run
-    holds) and anything else (a timeout) propagate and get the task's retries, with the secrets of
-    their message redacted.
+    ("no champion yet", "no data for the date yet") skips the task and says so in the run note, and
+    :class:`pipeline.errors.StepSkipped` (this step has nothing to do) skips only the task. A
+    retryable one (:class:`pipeline.errors.RetryableError`: storage, source or tracking I/O, a
+    lease another run holds) and anything else (a timeout) propagate and get the task's retries,
+    with the secrets of their message redacted.
 
     The run's outcome line (the run note, :mod:`driftline_airflow.notes`) is pushed here: a
-    result's ``headline``, the reason of a skip, or the reason of a failure.
+    result's ``headline``, the reason of a run-level skip, or the reason of a failure.
     """
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -154,7 +155,8 @@ def run_step(model: str, step: Callable[..., Any], *args: Any) -> Any:
     try:
         result = call_step(run_env(model, context), step, *args)
     except AirflowSkipException as err:
-        push_note(context, f"skipped: {err}")
+        if getattr(err, "skips_run", False):
+            push_note(context, f"skipped: {err}")
         raise
     except AirflowFailException as err:
         push_note(context, getattr(err, "headline", None) or f"failed at {context['ti'].task_id}: {err}")
@@ -167,18 +169,21 @@ def run_step(model: str, step: Callable[..., Any], *args: Any) -> Any:
 def call_step(env: Any, step: Callable[..., Any], *args: Any) -> Any:
     """``step(env, *args)`` with pipeline errors mapped to Airflow's outcomes (see :func:`run_step`).
 
-    A failure keeps the error's one-line ``headline`` (redacted) for the run note."""
+    A failure keeps the error's one-line ``headline`` (redacted) for the run note; a skip says
+    whether it skips the run (``skips_run``) or only this step."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from pipeline.artifacts import Record
-    from pipeline.errors import DriftlineError, is_retryable
+    from pipeline.errors import DriftlineError, StepSkipped, is_retryable
     from pipeline.redact import redact
 
     try:
         result = step(env, *args)
     except DriftlineError as err:
-        if err.skips_run:
-            raise AirflowSkipException(redact(str(err))) from err
+        if err.skips_run or isinstance(err, StepSkipped):
+            skip = AirflowSkipException(redact(str(err)))
+            skip.skips_run = err.skips_run
+            raise skip from err
         if is_retryable(err):
             raise RetryableTaskError(redact(f"{type(err).__name__}: {err}")) from None
         failure = AirflowFailException(redact(f"{type(err).__name__}: {err}"))

@@ -16,10 +16,10 @@ from pipeline.config import Settings, load_specs
 REPO = Path(__file__).resolve().parents[2]
 
 SPECS = load_specs(Settings.from_env().config_dir)
-RETRAIN_TASKS = {"ingest", "validate", "split_profile", "train", "evaluate", "promote", "report"}
+RETRAIN_TASKS = {"ingest", "validate", "split_profile", "train", "evaluate", "promote", "publish_champion", "report"}
 RETRAIN_EDGES = {("ingest", "validate"), ("validate", "split_profile"), ("split_profile", "train"),
                  ("split_profile", "evaluate"), ("train", "evaluate"), ("evaluate", "promote"),
-                 ("promote", "report")}
+                 ("promote", "publish_champion"), ("promote", "report")}
 MONITOR_TASKS = {"champion", "ingest_window", "validate_window", "measure", "should_retrain", "trigger_retrain"}
 MONITOR_EDGES = {("champion", "ingest_window"), ("ingest_window", "validate_window"), ("champion", "measure"),
                  ("validate_window", "measure"), ("measure", "should_retrain"), ("should_retrain", "trigger_retrain")}
@@ -64,6 +64,7 @@ def test_retryable_errors_are_retried_and_the_rest_fail_fast():
 
     from pipeline.artifacts import Snapshot
     from pipeline.monitor import NoChampion
+    from pipeline.retrain import ChampionUnchanged
     from pipeline.storage import StorageError
     from pipeline.validate import InvalidSuite
 
@@ -78,6 +79,8 @@ def test_retryable_errors_are_retried_and_the_rest_fail_fast():
         call_step(None, raising(InvalidSuite("suite x: expectation #3 is unknown")))
     with pytest.raises(AirflowSkipException):
         call_step(None, raising(NoChampion("no champion yet")))
+    with pytest.raises(AirflowSkipException, match="the champion did not move"):
+        call_step(None, raising(ChampionUnchanged("m on 2026-02-19: the champion did not move (dry run)")))
     with pytest.raises(RetryableTaskError, match="postgresql://u:\\*\\*\\*@h"):
         call_step(None, raising(StorageError("cannot reach postgresql://u:secret@h/db")))
     snapshot = Snapshot(uri="u", metadata_uri="m", rows=1, schema={}, content_hash="h", source="s",
@@ -91,12 +94,23 @@ def test_retrain_params_for_the_trigger_form(dagbag):
     assert dag.params["dry_run"] is False and dag.params["force_promote"] is False
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_only_publish_champion_emits_the_champion_asset(dagbag, spec):
+    """Outlets emit whenever their task succeeds: only the task skipped unless the champion moved
+    may carry the champion asset."""
+    dag = dagbag.dags.get(f"retrain__{spec.name}")
+    carriers = {t.task_id: [o.name for o in t.outlets] for t in dag.tasks if t.outlets}
+    assert carriers == {"publish_champion": [f"driftline_{spec.name}_champion"]}
+
+
 def test_mlflow_links_declared_on_operators(dagbag):
     dag = dagbag.dags.get(f"retrain__{SPECS[0].name}")
     names = {t.task_id: {link.name for link in t.operator_extra_links} for t in dag.tasks}
     for task_id in ("train", "evaluate", "promote", "report"):
         assert {"MLflow run", "Model version"} <= names[task_id]
     assert names["ingest"] == set()
+    monitor = dagbag.dags.get(f"monitor__{SPECS[0].name}")
+    assert "Model health dashboard" in {link.name for link in monitor.get_task("measure").operator_extra_links}
 
 
 PARSE_PROBE = """
@@ -171,3 +185,20 @@ def test_start_dates_accept_any_date_of_the_data_or_the_specs_own(tmp_path, monk
         assert bag.dags[f"{kind}__credit_default"].start_date == pendulum.datetime(2000, 1, 1, tz="UTC")
         assert bag.dags[f"{kind}__dated"].start_date == pendulum.datetime(2024, 6, 1, tz="UTC")
         assert bag.dags[f"{kind}__dated"].catchup is False, "an early start date must not start a catch-up"
+
+
+@pytest.mark.integration
+def test_dags_are_listed_right_after_the_metadata_db_is_made(airflow_db):
+    """`make airflow-db` (part of `make run` and `make up`) migrates the DB and parses the DAG
+    files into it, so `airflow dags list` shows the model's DAGs before any dag-processor ran."""
+    recipe = (REPO / "Makefile").read_text().split("\nairflow-db:", 1)[1].split("\n\n", 1)[0]
+    assert recipe.index("airflow db migrate") < recipe.index("airflow dags reserialize"), recipe
+    airflow = str(Path(sys.executable).parent / "airflow")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")])}
+    subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=300)
+    listed = subprocess.run([airflow, "dags", "list", "-o", "json"], env=env, check=True, capture_output=True,
+                            text=True, timeout=300)
+    # Airflow prints warnings (graphviz) on stdout before the JSON line.
+    payload = next(line for line in listed.stdout.splitlines() if line.startswith(("[{", "[]")))
+    dag_ids = {d["dag_id"] for d in json.loads(payload)}
+    assert {"retrain__credit_default", "monitor__credit_default"} <= dag_ids, sorted(dag_ids)

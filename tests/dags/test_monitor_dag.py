@@ -5,6 +5,7 @@ retrain__<model> with the change point, mode, reason and report in its conf."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -98,12 +99,45 @@ def test_stable_then_drift_then_trigger(home, monitor_dag, caplog):
     assert conf[0]["change_point"] == "2026-03-02" and conf[0]["mode"] == "covariate"
     assert conf[0]["report_uri"].endswith("report.html") and conf[0]["reason"]
 
+    board = (Path(second["decision_uri"]).parent / "dashboard.html").read_text()
+    assert "data-kind='retrain_request' data-day='2026-03-04'" in board
+    from airflow.models.xcom import XComModel
+
+    with create_session() as session:
+        links = [x.value for x in session.query(XComModel).filter(
+            XComModel.dag_id == f"monitor__{MODEL}", XComModel.task_id == "measure",
+            XComModel.key == "_link_DashboardLink")]
+    assert links and all("/artifacts/dashboard.html" in str(v) for v in links), links
+
     from mlflow import MlflowClient
 
     client = MlflowClient(home.mlflow_tracking_uri)
     for name in (MODEL, f"{MODEL}-monitoring"):  # both open on their runs in the MLflow UI, not on GenAI
         assert client.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development"
 
+    # The last report ranks the drifted features first, monitors derived features and shows each
+    # feature's history over the days monitored before it; no internal note reaches it.
+    page = (Path(second["decision_uri"]).parent / "report.html").read_text()
+    names = re.findall(r"<tr class='(drift)?'><td>([a-z_0-9]+)", page)
+    flags = [flag == "drift" for flag, _ in names]
+    assert flags == sorted(flags, reverse=True) and flags[0], "drifted features first"
+    assert "derived: date_part of event_time" in page and "not mapped" not in page
+    income = re.search(r"<td>income</td>.*?</tr>", page, re.S).group(0)
+    for day in ("2026-02-26", "2026-02-27", "2026-03-03", "2026-03-04"):
+        assert re.search(rf"{day}: \d", income), day
+    assert "2026-02-28: n/a" in income
+
+    # MLflow's chart view: one trend run, one point per monitored date in date order, linked
+    # from each day's record beside that day's own run.
+    experiment = client.get_experiment_by_name(f"{MODEL}-monitoring")
+    [trend] = client.search_runs([experiment.experiment_id], filter_string="tags.`driftline.trend` = 'daily'")
+    days = ["2026-02-26", "2026-02-27", "2026-03-03", "2026-03-04"]
+    history = client.get_metric_history(trend.info.run_id, "weighted_drift")
+    assert [m.step for m in history] == [(date.fromisoformat(d) - date(2000, 1, 1)).days for d in days]
+    assert [m.value for m in history] == [decision(home, d)["feature_drift"]["weighted"] for d in days]
+    assert second["links"]["mlflow_trend_run"].endswith(trend.info.run_id)
+    day_run = client.get_run(second["links"]["mlflow_run"].rstrip("/").split("/")[-1])
+    assert day_run.data.tags["driftline.trend_run_id"] == trend.info.run_id
 
 def test_the_demo_runs_the_queued_retrain_and_leaves_nothing_queued(home, monitor_dag, dagbag):
     """`make run`'s sequence: the monitor's trigger under dags test queued retrain__<model>; the

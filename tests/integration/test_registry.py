@@ -151,6 +151,71 @@ def test_concurrent_registrations_all_succeed_and_challenger_is_the_newest(clien
     assert registry.get_challenger(client, model_spec).version == str(newest)
 
 
+def test_challenger_is_the_newest_data_never_a_backfill_or_a_dry_run(client, model_spec):
+    """Backfills and dry runs register versions too: the alias names the candidate on the newest
+    data (then the higher version), never one of those, and nothing older than the champion."""
+    def register(day: str, dry_run: bool = False) -> registry.ModelVersionInfo:
+        model_uri, run_id = _log_model()
+        return registry.register_candidate(client, model_spec, model_uri=model_uri, run_id=run_id,
+                                           tags={registry.TAG_DATA_END: f"{day}T00:00:00+00:00"}, dry_run=dry_run)
+
+    def challenger() -> str | None:
+        found = registry.get_challenger(client, model_spec)
+        return found.version if found else None
+
+    assert register("2026-02-10").version == "1" and challenger() == "1"
+    _promote(client, model_spec, "1", None)
+    assert challenger() is None
+
+    dry = register("2026-02-12", dry_run=True)
+    assert challenger() is None and dry.tags[registry.TAG_DRY_RUN] == "true"
+    older = register("2026-02-05")
+    assert challenger() is None, "a version on data older than the champion's is no challenger"
+    assert older.tags[registry.TAG_BACKFILL] == "true"
+
+    fresh = register("2026-02-12")
+    assert challenger() == fresh.version == "4"
+    assert (fresh.tags[registry.TAG_BACKFILL], fresh.tags[registry.TAG_DRY_RUN]) == ("false", "false")
+    backfill = register("2026-02-08")
+    assert challenger() == "4" and backfill.tags[registry.TAG_BACKFILL] == "true"
+    rerun = register("2026-02-12")
+    assert challenger() == rerun.version == "6", "same data end: the later version"
+
+    _promote(client, model_spec, "6", "1")
+    assert challenger() is None, "v4 has the champion's data end and an earlier version: it ranks below it"
+    registry.rollback(client, model_spec, reason="v6 misbehaves", actor="oncall")
+    assert challenger() == "4", "rolled back from, v6 is never challenger again; v4 outranks champion v1"
+    st = registry.status(client, model_spec)
+    assert {v["version"]: v["tags"][registry.TAG_BACKFILL] for v in st["versions"]}["5"] == "true"
+
+
+def test_concurrent_backfills_and_nightly_runs_leave_the_newest_data_as_challenger(client, model_spec, mlflow_uri):
+    """Registrations on mixed dates at once: whatever the order they land in, challenger ends on
+    the newest data, not on the highest version number."""
+    _candidate(client, model_spec, "2026-02-01T00:00:00+00:00")
+    days = ["2026-02-03", "2026-02-09", "2026-02-05", "2026-02-07"]
+    uris = [_log_model(seed) for seed in range(len(days))]
+    barrier = threading.Barrier(len(days))
+    outcomes: dict[str, object] = {}
+
+    def register(day: str, model_uri: str, run_id: str) -> None:
+        barrier.wait()
+        try:
+            outcomes[day] = registry.register_candidate(
+                MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri), model_spec,
+                model_uri=model_uri, run_id=run_id, tags={registry.TAG_DATA_END: f"{day}T00:00:00+00:00"})
+        except Exception as err:  # noqa: BLE001 -- the assertion below names it
+            outcomes[day] = err
+
+    threads = [threading.Thread(target=register, args=(d, *u)) for d, u in zip(days, uris)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(isinstance(o, registry.ModelVersionInfo) for o in outcomes.values()), outcomes
+    assert registry.get_challenger(client, model_spec).version == outcomes["2026-02-09"].version
+
+
 @pytest.mark.parametrize(
     "decision, force",
     [(NO, False), (NO, True), ({"promote": False, "reasons": ["floor roc_auc 0.61 < 0.65"]}, False), ({}, False)],

@@ -155,7 +155,7 @@ def test_null_rate_change_alone_drifts_a_feature(current_null_share, drifted):
     assert ("x" in report.drifted_features) is drifted
 
 
-def test_weighted_drift_uses_normalised_importance_and_derived_inputs():
+def test_weighted_drift_uses_normalised_importance_and_derived_inputs(caplog):
     spec = parse_spec({
         "name": "tiny", "task": "binary", "source": {"kind": "lake", "uri": "/nowhere"},
         "timestamp_column": "ts", "target_column": "y", "numeric_features": ["x", "w"], "categorical_features": ["c"],
@@ -167,14 +167,66 @@ def test_weighted_drift_uses_normalised_importance_and_derived_inputs():
     n = 400
     current = pd.DataFrame({"x": [2.5] * n, "w": list(np.linspace(0, 3, n)), "c": ["a", "b"] * (n // 2)})
     importance = {"x": 0.2, "w": 0.2, "c": 0.2, "x_per_w": 0.4, "gone": 1.0}
-    report = measure_drift(spec, profile, current, feature_importance=importance)
+    with caplog.at_level("DEBUG", logger="pipeline.drift"):
+        report = measure_drift(spec, profile, current, feature_importance=importance)
     assert report.drifted_features == ["x", "c"]
-    # x_per_w's 0.4 is split over x and w; "gone" is ignored and noted; weights renormalised to 1.
+    # x_per_w's 0.4 is split over x and w; "gone" is left out (a debug line says why, the report's
+    # reader is not told about it); weights renormalised to 1.
     assert report.features["x"]["importance"] == pytest.approx(0.4)
     assert report.weighted_drift == pytest.approx(0.6)
-    assert any("gone" in note for note in report.notes)
+    assert not any("gone" in note or "importance" in note for note in report.notes)
+    assert any("'gone'" in r.getMessage() and r.levelname == "DEBUG" for r in caplog.records)
     uniform = measure_drift(spec, profile, current)
     assert uniform.weighted_drift == pytest.approx(2 / 3)
+
+
+def _train_like_importance(spec):
+    """Importance as the train stage writes it: per raw input column, the timestamp included (the
+    date_part ``application_hour`` reads it), summing to 1."""
+    weights = {c: 1.0 for c in spec.features} | {"income": 6.0, "num_inquiries_6m": 4.0, spec.timestamp_column: 3.0}
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()}
+
+
+def test_the_timestamps_importance_goes_to_the_derived_feature_that_reads_it(spec, demo_frame):
+    profile = build_profile(demo_frame.iloc[: 7 * 400], spec)
+    assert set(profile["derived_features"]) == {"loan_to_income", "log_income", "application_hour"}
+    importance = _train_like_importance(spec)
+    report = measure_drift(spec, profile, demo_frame.iloc[7 * 400:], feature_importance=importance)
+    hour = report.features["application_hour"]
+    assert hour["derived"] and hour["inputs"] == ["event_time"]
+    assert hour["importance"] == pytest.approx(importance["event_time"])
+    assert report.features["income"]["importance"] == pytest.approx(importance["income"])
+    # a ratio's weight is already in its inputs (the train stage put it there): not counted twice
+    assert report.features["loan_to_income"]["importance"] == 0.0
+    assert sum(f["importance"] for f in report.features.values()) == pytest.approx(1.0)
+    assert report.notes == []
+
+
+def test_derived_features_are_monitored_and_drift_with_their_inputs(spec, demo_frame):
+    profile = build_profile(demo_frame.iloc[: 7 * 400], spec)
+    drifted = generate_day(date(2026, 1, 20), DemoOptions(rows_per_day=2000, drift_day=date(2026, 1, 15)))
+    report = measure_drift(spec, profile, drifted, feature_importance=_train_like_importance(spec))
+    log_income = report.features["log_income"]
+    assert log_income["derived"] and log_income["derivation"] == "log1p" and log_income["type"] == "numeric"
+    assert log_income["drifted"] and "log_income" in report.drifted_features
+    assert not report.features["application_hour"]["drifted"]
+    assert list(report.features)[-3:] == ["loan_to_income", "log_income", "application_hour"]
+    # the ranking puts drifted features first, the most important first
+    ranked = [name for name, _ in report.by_severity()]
+    assert ranked[: len(report.drifted_features)] == sorted(
+        report.drifted_features, key=lambda n: (-report.features[n]["importance"], -drift.severity(report.features[n])))
+    assert ranked[0] == "income"
+
+
+def test_a_profile_without_derived_features_says_how_to_get_them_monitored(spec, demo_frame):
+    profile = build_profile(demo_frame.iloc[: 7 * 400], spec)
+    del profile["derived_features"]  # as written before derived features were profiled
+    report = measure_drift(spec, profile, demo_frame.iloc[7 * 400:], feature_importance=_train_like_importance(spec))
+    assert not any(f["derived"] for f in report.features.values())
+    assert report.notes == ["derived features loan_to_income, log_income, application_hour are not monitored: the "
+                            "champion's reference profile predates derived-feature profiles; the next retrain's "
+                            "champion profiles them"]
 
 
 # ---------------------------------------------------------------- prediction drift

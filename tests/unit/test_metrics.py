@@ -202,3 +202,50 @@ def test_label_draw_replicates_agree_between_regimes(monkeypatch):
         # Both centre on the expected value (AUC of hard draws includes no self-pairs: tiny bias).
         assert abs(np.mean(a) - np.mean(b)) < 0.3 * b.std(), metric
         assert abs(np.mean(a) - expected[metric][0]) < 0.5 * b.std() + 1e-4, metric
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_spread_on_a_subsample_agrees_with_every_row(task, monkeypatch):
+    """Above SPREAD_MAX_ROWS the spread comes from a subsample scaled by sqrt(m/n): the same
+    standard errors and paired differences as drawing on every row, centred on the exact
+    point of all rows, importance weights included. (SPREAD_MAX_ROWS is lowered so the test
+    stays small: 20k of 120k rows.)"""
+    rng = np.random.default_rng(11)
+    n = 120_000
+    if task == "binary":
+        z = rng.normal(size=n)
+        y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+        sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+        preds = {"candidate": sig(z + rng.normal(scale=0.7, size=n)), "champion": sig(z + rng.normal(scale=1.0, size=n))}
+    else:
+        y = rng.normal(size=n)
+        preds = {"candidate": y + rng.normal(scale=0.5, size=n), "champion": y + rng.normal(scale=0.6, size=n)}
+    w = np.where(rng.random(n) < 0.3, 2.0, 1.0)
+    monkeypatch.setattr(metrics, "SPREAD_MAX_ROWS", 20_000)
+    sub = metrics.bootstrap(task, y, preds, 400, np.random.default_rng(1), weights=w)
+    monkeypatch.setattr(metrics, "SPREAD_MAX_ROWS", 10**9)
+    every = metrics.bootstrap(task, y, preds, 400, np.random.default_rng(1), weights=w)
+    points = {r: metrics.point(task, y, p, weights=w) for r, p in preds.items()}
+    for metric in metrics.for_task(task):
+        for role in preds:
+            a, b = sub[role][metric], every[role][metric]
+            assert abs(np.median(a) - points[role][metric]) < 0.25 * b.std(), (metric, role)
+            assert 0.8 < a.std() / b.std() < 1.25, (metric, role, a.std(), b.std())
+        da = sub["candidate"][metric] - sub["champion"][metric]
+        db = every["candidate"][metric] - every["champion"][metric]
+        assert 0.8 < da.std() / db.std() < 1.25, (metric, da.std(), db.std())
+
+
+def test_label_draws_on_a_subsample_agree_with_every_row(monkeypatch):
+    rng = np.random.default_rng(9)
+    s = rng.random(120_000)
+    p = np.clip(s * 0.8 + 0.1, 0, 1)
+    monkeypatch.setattr(metrics, "SPREAD_MAX_ROWS", 20_000)
+    sub = metrics.label_draw_replicates(s, p, 400, np.random.default_rng(2))
+    monkeypatch.setattr(metrics, "SPREAD_MAX_ROWS", 10**9)
+    every = metrics.label_draw_replicates(s, p, 400, np.random.default_rng(2))
+    expected = metrics.binary_soft(s, p[None, :], (1 - p)[None, :])
+    for metric in ("roc_auc", "pr_auc", "f1", "log_loss", "brier"):
+        a, b = sub[metric], every[metric]
+        assert 0.8 < a.std() / b.std() < 1.25, (metric, a.std(), b.std())
+        assert abs(np.mean(a) - expected[metric][0]) < 0.5 * b.std() + 1e-4, metric

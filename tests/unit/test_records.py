@@ -111,7 +111,8 @@ def test_bins_split_the_reference_evenly_and_count_everything():
 def test_profile_of_a_tiny_frame(spec):
     df = pd.DataFrame({c: [1.0, 2.0, np.nan, 4.0] for c in spec.numeric_features}
                       | {c: ["a", "a", None, "b"] for c in spec.categorical_features}
-                      | {spec.target_column: [0, 1, 0, 1]})
+                      | {spec.target_column: [0, 1, 0, 1],
+                         spec.timestamp_column: pd.date_range("2026-01-01", periods=4, freq="h", tz="UTC")})
     p = prof.build_profile(df, spec, window=("2026-01-01", "2026-01-29"))
     num = p["features"][spec.numeric_features[0]]
     assert (num["count"], num["nulls"], num["min"], num["max"]) == (4, 1, 1.0, 4.0)
@@ -120,3 +121,6 @@ def test_profile_of_a_tiny_frame(spec):
     assert cat["frequencies"] == {"a": 2, "b": 1} and cat["null_rate"] == 0.25
     assert p["target"] == {"type": "binary", "count": 4, "positive_rate": 0.5}
     assert p["window"]["start"].startswith("2026-01-01")
+    assert p["derived_features"]["application_hour"]["sample"] == [0.0, 1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match=r"lacks their input column\(s\) \['event_time'\]"):
+        prof.build_profile(df.drop(columns=[spec.timestamp_column]), spec)

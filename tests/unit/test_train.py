@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def test_run_records_params_metrics_tags_and_inputs(binary_run, mlflow_uri):
     spec, split, _, result, _ = binary_run
     client = MlflowClient(mlflow_uri)
     run = client.get_run(result.run_id)
-    assert run.info.run_name == "credit_default-2026-01-22" == result.run_name
+    # "<model> <date> <trigger>", with " #n" when the session's store trained that date before.
+    assert re.fullmatch(r"credit_default 2026-01-22 manual( #\d+)?", run.info.run_name)
+    assert run.info.run_name == result.run_name
     experiment = client.get_experiment(result.experiment_id)
     assert experiment.name == spec.name
     # the MLflow UI opens it on training runs, not on its GenAI overview
