@@ -22,7 +22,8 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # XGBoost's OpenMP threads spin-wait by default: on 2 shared cores that measured 7x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
+# plugins/ too: `python -m driftline_airflow.queued` (Airflow itself adds it for its components).
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins$(if $(PYTHONPATH),:$(PYTHONPATH),)
 export PATH := $(BIN):$(PATH)
 
 # Demo calendar: 90 days of data from DEMO_START, covariate drift from DRIFT_DAY (day 60); labels
@@ -92,8 +93,8 @@ run: demo-fresh demo-data airflow-db
 	  $(BIN)/python -m pipeline show $(MODEL) --monitor --date $$day --brief; \
 	  conf=$$($(BIN)/python -m pipeline show $(MODEL) --monitor --date $$day --trigger-conf); \
 	  if [ -n "$$conf" ]; then \
-	    echo "   -> running the retrain it requested (a scheduler would run the queued run)"; \
-	    $(BIN)/airflow dags test retrain__$(MODEL) $$day -c "$$conf" > $(DRIFTLINE_HOME)/retrain-$$day.log 2>&1 \
+	    echo "   -> running the retrain run it queued (what a scheduler would do; nothing stays queued)"; \
+	    $(BIN)/python -m driftline_airflow.queued retrain__$(MODEL) --expect > $(DRIFTLINE_HOME)/retrain-$$day.log 2>&1 \
 	      || { tail -40 $(DRIFTLINE_HOME)/retrain-$$day.log; exit 1; }; \
 	    $(BIN)/python -m pipeline show $(MODEL) --date $$day --brief | sed 's/^/   /'; \
 	  fi; done

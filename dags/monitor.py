@@ -24,6 +24,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
+from driftline_airflow.notify import RunFailureNotifier
 from driftline_airflow.runtime import run_step
 from driftline_airflow.specs import broken_spec_dag, model_specs, spec_start_date
 
@@ -42,7 +43,11 @@ def build_monitor_dag(model: str, schedule: str | None, tags: list[str], start_d
         tags=["driftline", "monitor", *tags],
         doc_md=__doc__,
         render_template_as_native_obj=True,
-        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=20)},
+        # The outcome is logged line by line and set as the run note (driftline_airflow.notes),
+        # not dumped as the return value.
+        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=20),
+                      "show_return_value_in_logs": False},
+        on_failure_callback=RunFailureNotifier(),
         params={
             "verbose": Param(False, type="boolean",
                              description="Also log Great Expectations', MLflow's and boto's INFO messages."),

@@ -31,6 +31,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from driftline_airflow.links import mlflow_task
+from driftline_airflow.notify import RunFailureNotifier
 from driftline_airflow.runtime import run_step
 from driftline_airflow.specs import broken_spec_dag, model_specs, spec_start_date
 
@@ -53,7 +54,11 @@ def build_retrain_dag(model: str, schedule: str | None, tags: list[str], start_d
         tags=["driftline", "retrain", *tags],
         doc_md=__doc__,
         render_template_as_native_obj=True,
-        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=30)},
+        # The outcome is logged line by line and set as the run note (driftline_airflow.notes),
+        # not dumped as the return value.
+        default_args={"owner": "driftline", "execution_timeout": timedelta(minutes=30),
+                      "show_return_value_in_logs": False},
+        on_failure_callback=RunFailureNotifier(),
         params={
             "dry_run": Param(False, type="boolean", description="Evaluate and register, never move the champion."),
             "force_promote": Param(False, type="boolean", description="Skip gates 2-6 (not validation, not the floor)."),

@@ -12,6 +12,11 @@ class DriftlineError(Exception):
 
     #: Whether retrying the same call may succeed (the orchestrator retries only these).
     retryable: bool = False
+    #: Nothing to do yet (no champion to monitor, no data for the date): the orchestrator skips
+    #: the run with this message instead of failing it.
+    skips_run: bool = False
+    #: The run's outcome in one line when this error ends it (the Airflow run note), else None.
+    headline: str | None = None
 
 
 class RetryableError(DriftlineError):

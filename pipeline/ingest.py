@@ -34,9 +34,12 @@ Contract:
   column without nulls equals plain ``int64``), so it does not depend on file order, batch
   sizes or row order.
 * Days of the window without rows are reported in ``missing_days`` and logged, not raised.
+  A window whose last day has no rows while the source has nothing on or after that day is
+  :class:`NoDataYet` (the run's date has not landed: runs skip); a window with no row at all
+  otherwise is :class:`EmptyWindow` (a gap: runs fail).
 
 Raises (all :class:`IngestError`): :class:`SourceUnreachable`, :class:`EmptyWindow`,
-:class:`MissingColumns`, :class:`UnreadableFile`, :class:`SchemaMismatch`.
+:class:`NoDataYet`, :class:`MissingColumns`, :class:`UnreadableFile`, :class:`SchemaMismatch`.
 """
 
 from __future__ import annotations
@@ -90,6 +93,13 @@ class EmptyWindow(IngestError):
     """The source has no rows in the window."""
 
 
+class NoDataYet(EmptyWindow):
+    """The window lies after the source's newest data: its days have not landed yet (a scheduled
+    run or an unpaused DAG ahead of the data). Not a failure: the orchestrator skips the run."""
+
+    skips_run = True
+
+
 class MissingColumns(IngestError):
     """A file or table lacks columns the spec requires."""
 
@@ -121,7 +131,9 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
     Raises:
         SourceUnreachable: the lake root/bucket/endpoint or database/table cannot be reached, or
             no client/URI was given for the source.
-        EmptyWindow: no row of the source falls in the window.
+        NoDataYet: the window's last day has no rows and the source's newest day is before it.
+        EmptyWindow: no row of the source falls in the window, though the source has data there
+            or later (a gap), or the source is empty.
         MissingColumns: a file or the table lacks some of ``spec.required_columns``.
         UnreadableFile: a lake file is corrupt or not of the spec's format.
         SchemaMismatch: a column cannot be converted to the snapshot's type.
@@ -149,6 +161,9 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
             for where, table in tables:
                 writer.add(where, table)
         writer.close()
+        last_day = (end - timedelta(microseconds=1)).date()
+        if last_day not in writer.days_seen:
+            _raise_if_no_data_yet(spec, source, window, last_day, s3_client, pg_uri)
         if writer.rows == 0:
             raise EmptyWindow(f"{source}: no rows with {spec.timestamp_column} in {window} "
                               f"({writer.units_read} file(s)/batch(es) read); check the data interval "
@@ -186,6 +201,73 @@ def ingest(spec: ModelSpec, data_interval_end: datetime, store: Store, out_prefi
     store.write_json(snapshot.metadata_uri, snapshot.to_dict())
     log.info("%s: %d rows in %s -> %s", source, snapshot.rows, window, snapshot_uri)
     return snapshot
+
+
+def _raise_if_no_data_yet(spec: ModelSpec, source: str, window: str, last_day: date, s3_client: Any,
+                          pg_uri: str | None) -> None:
+    """Raise :class:`NoDataYet` when the window's last day has no rows and the source has
+    nothing on or after it (the day has not landed; a quiet day inside the history is only a
+    missing day)."""
+    newest = newest_day(spec, s3_client=s3_client, pg_uri=pg_uri)
+    if newest is None or newest >= last_day:
+        return
+    newest_what = "partition" if spec.source.kind == "lake" else "row"
+    raise NoDataYet(f"no data for {last_day} yet; the newest {newest_what} of {source} is {newest} (the run "
+                    f"reads {window}). Nothing to do until that day's data lands; to run on the data there "
+                    f"is, trigger with as_of_date {newest + timedelta(days=1)}")
+
+
+def newest_day(spec: ModelSpec, *, s3_client: Any = None, pg_uri: str | None = None) -> date | None:
+    """The newest day (UTC) the source holds data for: the latest ``ds=`` partition with a data
+    file of the lake, or the day of the newest timestamp of the Postgres table/query; ``None``
+    when the source is empty.
+
+    Raises:
+        SourceUnreachable: as :func:`ingest` does for the same source.
+    """
+    if spec.source.kind != "lake":
+        return _postgres_newest_day(spec, pg_uri or "")
+    uri = spec.source.uri or ""
+    if is_s3(uri):
+        bucket, root_key = split_s3(uri)
+        prefix = f"{root_key.rstrip('/')}/" if root_key else ""
+        try:
+            pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+            names = [p["Prefix"][len(prefix):].rstrip("/") for page in pages for p in page.get("CommonPrefixes", [])]
+        except Exception as err:
+            raise SourceUnreachable(f"{spec.source.describe()}: cannot list s3://{bucket}/{prefix} ({err})") from None
+    else:
+        root = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+        names = [p.name for p in root.iterdir() if p.is_dir()
+                 and any(_is_data_file(f.name, spec.source.format) for f in p.iterdir())] if root.is_dir() else []
+    days = []
+    for name in names:
+        try:
+            days.append(date.fromisoformat(name.removeprefix("ds=")))
+        except ValueError:
+            continue
+    return max(days, default=None)
+
+
+def _postgres_newest_day(spec: ModelSpec, pg_uri: str) -> date | None:
+    import adbc_driver_manager
+    import adbc_driver_postgresql.dbapi as pgdbapi
+
+    ts = _quote_ident(spec.timestamp_column)
+    relation = (_quote_relation(spec.source.table) if spec.source.table
+                else f"({spec.source.query.strip().rstrip(';')}) AS driftline_source")
+    try:
+        with pgdbapi.connect(pg_uri) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT max({ts}) FROM {relation}")
+            (newest,) = cur.fetchone()
+    except adbc_driver_manager.Error as err:
+        raise SourceUnreachable(f"{_describe_source(spec, pg_uri)}: cannot read the newest {spec.timestamp_column} "
+                                f"({_first_line(err)})") from None
+    if newest is None:
+        return None
+    if isinstance(newest, datetime):
+        return _as_utc(newest).date()
+    return newest if isinstance(newest, date) else datetime.fromisoformat(str(newest)).date()
 
 
 def _prefetched(parts: Iterator[tuple[str, pa.Table]], depth: int = 2) -> Iterator[tuple[str, pa.Table]]:

@@ -91,10 +91,34 @@ class MonitorOutcome(Record):
     mlflow_run_url: str
     trigger_conf: dict[str, Any] | None = None
     dashboard_url: str = ""
+    headline: str = ""
+
+
+def monitor_headline(decision: Any) -> str:
+    """The monitor run's outcome in one line (the Airflow run note), from its
+    :class:`pipeline.retraining.RetrainDecision`: ``drift, retrain requested: <why>``,
+    ``drift, retrain held by <guards>: ...`` (cooldown, budget), ``drift, waiting for labels: ...``,
+    ``drift, no retrain yet: ...``, ``not judged: ...`` or ``no retrain needed: ...``."""
+    reasons = list(decision.reasons)
+    last = reasons[-1] if reasons else ""
+    if decision.status == "retrain":
+        return f"drift, retrain requested: {decision.trigger_reason}"
+    if decision.status == "held":
+        return f"drift, retrain held by {', '.join(decision.blocked_by)}: {last.removeprefix('Retrain warranted but ')}"
+    if decision.status == "waiting":
+        return f"drift, retrain waiting for labels: {decision.waiting}"
+    if "insufficient_data" in decision.blocked_by:
+        return f"not judged: {last}"
+    if decision.checks.get("shift") and not last.startswith("No retrain: "):
+        return f"drift, no retrain yet: {last}"
+    verdict = next((r for r in reversed(reasons) if r.startswith("No retrain: ")), last)
+    return f"no retrain needed: {verdict.removeprefix('No retrain: ')}"
 
 
 class NoChampion(DriftlineError):
-    """There is no champion to monitor yet."""
+    """There is no champion to monitor yet (the run is skipped, not failed)."""
+
+    skips_run = True
 
 
 class MonitorError(DriftlineError):
@@ -122,7 +146,7 @@ def champion_step(env: RunEnv) -> ChampionRef:
 
 def ingest_step(env: RunEnv, champion: ChampionRef | dict) -> MonitorWindows:
     """Snapshot the monitor window and, when it has data, the labelled window."""
-    from pipeline.ingest import EmptyWindow, ingest
+    from pipeline.ingest import EmptyWindow, NoDataYet, ingest
 
     champion = ChampionRef.coerce(champion).to_dict()
     from pipeline import lease
@@ -130,8 +154,12 @@ def ingest_step(env: RunEnv, champion: ChampionRef | dict) -> MonitorWindows:
     spec, store = env.spec, env.store
     lease.acquire(store, env.date_prefix("monitor"), env.run_id, what=f"monitor of {spec.name} for {env.day}",
                   term=timedelta(minutes=spec.runtime.run_lease_minutes))
-    current = ingest(spec, env.as_of, store, join(env.monitor_prefix, "current"),
-                     days=spec.windows.monitor_days, s3_client=env.source_s3_client, pg_uri=env.pg_uri)
+    try:
+        current = ingest(spec, env.as_of, store, join(env.monitor_prefix, "current"),
+                         days=spec.windows.monitor_days, s3_client=env.source_s3_client, pg_uri=env.pg_uri)
+    except NoDataYet:
+        lease.release(store, env.date_prefix("monitor"), env.run_id)  # skipped: the date is free again
+        raise
     labelled = None
     labelled_end = env.labelled_end
     start = labelled_end - timedelta(days=spec.windows.monitor_days)
@@ -291,6 +319,35 @@ def retrain_outcomes(env: RunEnv, request_days: list[str]) -> dict[str, str]:
     return out
 
 
+def signal_lines(report: Any, decision: Any) -> list[str]:
+    """One line per drift signal the monitor weighed, for the task log: each feature (drifted or
+    not, with its statistic against its threshold), the champion's score drift, the
+    importance-weighted drift, each observation of the primary metric and each guard checked."""
+    lines = []
+    for name, entry in report.features.items():
+        importance = entry.get("importance")
+        weight = f" (importance {importance:.3f})" if isinstance(importance, (int, float)) else ""
+        lines.append(f"feature {name}: {'DRIFT' if entry.get('drifted') else 'ok'} -- {entry.get('reason')}{weight}")
+    if report.prediction:
+        p = report.prediction
+        lines.append(f"prediction: {'DRIFT' if p['drifted'] else 'ok'} -- score PSI {p['psi']:.3f} "
+                     f"{'>=' if p['drifted'] else '<'} {p['threshold']}, KS {p['ks']:.3f} (p {p['p']:.3g})")
+    change = decision.feature_change or {}
+    threshold = (decision.policy.get("drift") or {}).get("weighted_drift_threshold")
+    lines.append(f"weighted drift: {report.weighted_drift:.3f} vs threshold {threshold} over "
+                 f"{len(report.drifted_features)} drifted feature(s)"
+                 f"{'; feature change since ' + str(change['day']) if change.get('day') else ''}")
+    for obs in decision.observations:
+        lines.append(f"performance {obs['source']} {obs['metric']}: {obs['value']:.4g} vs reference "
+                     f"{obs['reference']:.4g} (deficit {obs['deficit']:+.4g}, z {obs['z']:.2f}, {obs['rows']} rows)"
+                     f"{' DEGRADED' if obs.get('degraded') else ''}")
+    for guard, check in decision.checks.items():
+        if isinstance(check, dict) and "passed" in check:
+            lines.append(f"guard {guard}: {'pass' if check['passed'] else 'HOLD'} -- value {check.get('value')} "
+                         f"vs threshold {check.get('threshold')}")
+    return lines
+
+
 def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: ValidatedWindows | dict) -> MonitorOutcome:
     """Measure drift, observe performance, apply the retraining rule, write the record and
     report, log to MLflow."""
@@ -357,13 +414,16 @@ def measure_step(env: RunEnv, champion: ChampionRef | dict, validated: Validated
     _finish(env, redact_obj(record))
     publish_dashboard(store, env.settings.artifact_root, spec.name, run_prefix=env.monitor_prefix, day=env.day,
                       alias_history=registry.history(client, spec), client=client, mlflow_run_id=run_info["run_id"])
-    log.info("monitor %s on %s: %s", spec.name, env.day, decision.status)
+    for line in signal_lines(report, decision):
+        log.info("signal %s", line)
+    headline = monitor_headline(decision)
+    log.info("monitor %s on %s: %s", spec.name, env.day, headline)
     for reason in decision.reasons:
         log.info("  - %s", reason)
     return MonitorOutcome(retrain=decision.retrain, status=decision.status, signal=decision.signal,
                           reasons=decision.reasons, decision_uri=decision_uri, report_uri=report_uri,
                           mlflow_run_url=run_info["url"], trigger_conf=trigger_conf,
-                          dashboard_url=f"{run_info['url']}/artifacts/{DASHBOARD_FILE}")
+                          dashboard_url=f"{run_info['url']}/artifacts/{DASHBOARD_FILE}", headline=headline)
 
 
 def _log_monitor_run(env: RunEnv, client: Any, report: Any, decision: Any, record: dict, html: str) -> dict:

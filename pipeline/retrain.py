@@ -17,7 +17,9 @@ Contract:
   (also attached to the candidate's MLflow run), points ``runs/<date>/latest.json`` at it, logs
   its summary, and raises
   :class:`RunFailed` if any step failed -- so a failed validation fails the run, while a
-  failing gate is a successful run that ends "not promoted" with its reasons.
+  failing gate is a successful run that ends "not promoted" with its reasons, and a run whose
+  data has not landed yet (:class:`pipeline.ingest.NoDataYet`) ends "skipped". Its one-line
+  outcome (:func:`run_headline`) is what the Airflow run note shows.
 * The champion is only ever moved by :func:`promote_step`, through the registry's
   compare-and-set; a dry run or a failed gate registers the candidate and moves nothing.
   :func:`champion_event_step` describes the move for the champion Asset event and raises
@@ -56,6 +58,10 @@ STEPS = ("ingest", "validate", "split", "train", "evaluate", "promote")
 
 class RunFailed(DriftlineError):
     """A step of the run failed; the decision record says which, why, and where the evidence is."""
+
+    def __init__(self, message: str, headline: str | None = None):
+        super().__init__(message)
+        self.headline = headline
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,44 @@ class RunReport(Record):
     decision_uri: str
     mlflow_run_url: str | None = None
     model_version_url: str | None = None
+    headline: str = ""
+
+
+#: How a run's status reads at the start of its one-line headline.
+STATUS_WORDS = {"promoted": "promoted", "not_promoted": "not promoted", "dry_run": "dry run", "failed": "failed",
+                "skipped": "skipped", "abandoned": "abandoned"}
+
+
+def run_headline(record: dict) -> str:
+    """The run's outcome in one line, from its decision record -- what the Airflow run note
+    says: ``promoted: PROMOTE candidate v3 over champion v2 ...``, ``not promoted: REJECT ...``,
+    ``dry run: ...``, ``failed at validate: ValidationFailed: ...``, ``skipped: no data for ...``."""
+    status = str(record.get("status"))
+    summary = str(record.get("summary") or "")
+    if status == "failed" and record.get("failed_step"):
+        return f"failed at {record['failed_step']}: {summary.split(': ', 1)[-1]}"
+    word = STATUS_WORDS.get(status, status)
+    return summary if summary.startswith(word + ":") else f"{word}: {summary}"
+
+
+def gate_lines(decision: dict) -> list[str]:
+    """One line per promotion gate of each challenger, for the task log: role, gate name,
+    PASS / FAIL / skip, what was observed against what was required, and the gate's sentence."""
+    lines = []
+    for role, judged in (decision.get("challengers") or {"candidate": {"gates": decision.get("gates", [])}}).items():
+        for gate in judged.get("gates", []):
+            verdict = {True: "PASS", False: "FAIL", None: "skip"}[gate.get("passed")]
+            lines.append(f"{role} {gate['name']}: {verdict} -- observed {_fmt(gate.get('observed'))} vs threshold "
+                         f"{_fmt(gate.get('threshold'))}: {gate.get('detail')}")
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} {_fmt(v)}" for k, v in value.items()) + "}"
+    return "-" if value is None else str(value)
 
 
 def _step_uri(env: RunEnv, name: str) -> str:
@@ -197,6 +241,7 @@ def recorded(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 try:
                     env.store.write_json(_step_uri(env, name), {
                         "step": name, "run_id": run_id, "ok": False,
+                        "skipped": bool(getattr(failure, "skips_run", False)),
                         "error": redact(f"{type(failure).__name__}: {failure}"), "at": _now()})
                 except Exception as record_err:  # the store may be what failed: keep the first error
                     log.error("could not record the failure of step %s: %s", name, redact(str(record_err)))
@@ -375,6 +420,9 @@ def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
                                         **{f"monitoring_{role}.json": dumps(ref) for role, ref in references.items()}})
     client.set_tag(run_id, "driftline.gates", "pass" if decision.promote else "fail")
     client.set_tag(run_id, "driftline.chosen", decision.chosen or "none")
+    for line in gate_lines(decision.to_dict()):
+        log.info("gate %s", line)
+    log.info("decision: %s", decision.summary)
     chosen = decision.chosen or "candidate"
     return EvaluationOutcome(
         evaluation_uri=evaluation.uri or "", decision=decision.to_dict(), chosen=decision.chosen,
@@ -532,6 +580,11 @@ def promote_step(env: RunEnv, evaluation: EvaluationOutcome | dict) -> Promotion
         result = registry.promote(client, spec, version=version.version, expected_champion=expected,
                                   decision=decision, actor=str(actor), reason=reason, force=env.force_promote)
         outcome = {**result.to_dict(), "kind": (result.history_entry or {}).get("kind")}
+    for line in gate_lines({"challengers": {decision.get("chosen") or "candidate": {"gates": decision.get("gates", [])}}}):
+        log.info("gate %s", line)
+    log.info("v%s registered; %s: champion %s -> %s", version.version,
+             "promoted" if outcome.get("promoted") else outcome["message"],
+             outcome.get("champion_before") or "none", outcome.get("champion_after") or "none")
     return PromotionOutcome(
         promoted=bool(outcome.get("promoted")), champion_before=outcome.get("champion_before"),
         champion_after=outcome.get("champion_after"), message=str(outcome.get("message") or ""),
@@ -582,7 +635,12 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
     result = {n: (steps[n] or {}).get("result") or {} for n in STEPS}
     evaluation, promotion = result["evaluate"], result["promote"]
     decision = evaluation.get("decision") or {}
-    if failed or missing:
+    skipped = steps.get(STEPS[0]) if failed == STEPS[0] and steps[STEPS[0]].get("skipped") else None
+    if skipped:
+        status, summary = "skipped", skipped["error"].split(": ", 1)[-1]
+        reasons = [summary, "nothing was trained or registered; the champion was not touched"]
+        failed = None
+    elif failed or missing:
         stage = failed or missing
         error = steps[stage]["error"] if failed else f"step {stage} did not run (an upstream task failed or was skipped)"
         status, summary = "failed", f"run failed at {stage}: {error}"
@@ -607,7 +665,7 @@ def build_record(env: RunEnv, steps: dict[str, dict | None]) -> dict:
         "promote": bool(promotion.get("promoted")) and status == "promoted",
         "summary": summary,
         "reasons": reasons,
-        "failed_step": failed or missing,
+        "failed_step": None if skipped else failed or missing,
         "chosen": decision.get("chosen"),
         "choice": decision.get("choice"),
         "gates": decision.get("gates", []),
@@ -677,14 +735,15 @@ def report_step(env: RunEnv) -> RunReport:
     if repaired:
         log.warning("repaired the decision records of %d version(s) whose run died after registering them: %s",
                     len(repaired), ", ".join(f"v{v}" for v in repaired))
-    log.info("decision for %s on %s: %s -- %s (record: %s)", env.spec.name, env.day, record["status"],
-             record["summary"], uri)
+    headline = run_headline(record)
+    log.info("decision for %s on %s: %s (record: %s)", env.spec.name, env.day, headline, uri)
     for reason in record["reasons"]:
         log.info("  - %s", reason)
     if record["status"] == "failed":
-        raise RunFailed(redact(f"{record['summary']} (decision record: {uri})"))
+        raise RunFailed(redact(f"{record['summary']} (decision record: {uri})"), headline=headline)
     return RunReport(status=record["status"], summary=record["summary"], decision_uri=uri,
-                     mlflow_run_url=record["links"]["mlflow_run"], model_version_url=record["links"]["model_version"])
+                     mlflow_run_url=record["links"]["mlflow_run"], model_version_url=record["links"]["model_version"],
+                     headline=headline)
 
 
 def _link_record(env: RunEnv, record: dict, uri: str) -> None:

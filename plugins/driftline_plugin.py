@@ -1,4 +1,5 @@
-"""The driftline Airflow plugin: Jinja macros for MLflow URLs.
+"""The driftline Airflow plugin: Jinja macros for MLflow URLs, and the listener that sets each
+driftline DAG run's note (:mod:`driftline_airflow.notes`).
 
 Operator links are deliberately *not* registered here: in Airflow 3 they are declared on the
 operator class (``driftline_airflow.links``) and computed on the worker.
@@ -7,6 +8,7 @@ operator class (``driftline_airflow.links``) and computed on the worker.
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from driftline_airflow import notes
 
 
 def mlflow_run_url(experiment_id: str, run_id: str) -> str:
@@ -35,3 +37,4 @@ def artifact_prefix(model: str, day: str) -> str:
 class DriftlinePlugin(AirflowPlugin):
     name = "driftline"
     macros = [mlflow_run_url, model_version_url, artifact_prefix]
+    listeners = [notes]

@@ -131,39 +131,64 @@ def run_step(model: str, step: Callable[..., Any], *args: Any) -> Any:
     The task body imports the step function and passes it by reference, so a reader (and a
     debugger) goes straight from the DAG to the code. A typed record is returned as its dict.
     A :class:`pipeline.errors.DriftlineError` (bad data, a failed gate check, a registry
-    conflict) fails the task without retries -- retrying cannot fix it; "no champion yet" and
-    :class:`pipeline.errors.StepSkipped` (nothing to do) skip it. A retryable one (:class:`pipeline.errors.RetryableError`: storage, source or tracking
-    I/O, a lease another run holds) and anything else (a timeout) propagate and get the task's
-    retries, with the secrets of their message redacted.
+    conflict) fails the task without retries -- retrying cannot fix it; one that ``skips_run``
+    ("no champion yet", "no data for the date yet") skips the task and says so in the run note, and
+    :class:`pipeline.errors.StepSkipped` (this step has nothing to do) skips only the task. A
+    retryable one (:class:`pipeline.errors.RetryableError`: storage, source or tracking I/O, a
+    lease another run holds) and anything else (a timeout) propagate and get the task's retries,
+    with the secrets of their message redacted.
+
+    The run's outcome line (the run note, :mod:`driftline_airflow.notes`) is pushed here: a
+    result's ``headline``, the reason of a run-level skip, or the reason of a failure.
     """
     from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+    from driftline_airflow.notes import push_note
     from pipeline.logs import configure, level_from_env
     from pipeline.redact import install_log_redaction
 
+    context = get_current_context()
     level, verbose = level_from_env()
-    configure(level, verbose or bool((get_current_context().get("params") or {}).get("verbose")))
+    configure(level, verbose or bool((context.get("params") or {}).get("verbose")))
     install_log_redaction()
-    return call_step(run_env(model), step, *args)
+    try:
+        result = call_step(run_env(model, context), step, *args)
+    except AirflowSkipException as err:
+        if getattr(err, "skips_run", False):
+            push_note(context, f"skipped: {err}")
+        raise
+    except AirflowFailException as err:
+        push_note(context, getattr(err, "headline", None) or f"failed at {context['ti'].task_id}: {err}")
+        raise
+    if isinstance(result, dict) and result.get("headline"):
+        push_note(context, result["headline"])
+    return result
 
 
 def call_step(env: Any, step: Callable[..., Any], *args: Any) -> Any:
-    """``step(env, *args)`` with pipeline errors mapped to Airflow's outcomes (see :func:`run_step`)."""
+    """``step(env, *args)`` with pipeline errors mapped to Airflow's outcomes (see :func:`run_step`).
+
+    A failure keeps the error's one-line ``headline`` (redacted) for the run note; a skip says
+    whether it skips the run (``skips_run``) or only this step."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from pipeline.artifacts import Record
     from pipeline.errors import DriftlineError, StepSkipped, is_retryable
-    from pipeline.monitor import NoChampion
     from pipeline.redact import redact
 
     try:
         result = step(env, *args)
-    except (NoChampion, StepSkipped) as err:
-        raise AirflowSkipException(redact(str(err))) from err
     except DriftlineError as err:
+        if err.skips_run or isinstance(err, StepSkipped):
+            skip = AirflowSkipException(redact(str(err)))
+            skip.skips_run = err.skips_run
+            raise skip from err
         if is_retryable(err):
             raise RetryableTaskError(redact(f"{type(err).__name__}: {err}")) from None
-        raise AirflowFailException(redact(f"{type(err).__name__}: {err}")) from None
+        failure = AirflowFailException(redact(f"{type(err).__name__}: {err}"))
+        failure.headline = redact(err.headline) if err.headline else None
+        raise failure from None
     return result.to_dict() if isinstance(result, Record) else result
 
 

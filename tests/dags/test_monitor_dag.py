@@ -31,10 +31,16 @@ def monitor_dag(home, dagbag):
 
 
 def run(dag, day: str):
+    """One dag.test() run: its state, task states and the note the Airflow UI shows (from the DB)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
     dr = dag.test(logical_date=datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc),
                   run_conf={"as_of_date": None})
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
-    return str(getattr(dr.state, "value", dr.state)), states
+    with create_session() as session:
+        note = session.query(DagRun).filter(DagRun.dag_id == dr.dag_id, DagRun.run_id == dr.run_id).one().note
+    return str(getattr(dr.state, "value", dr.state)), states, note
 
 
 def decision(settings, day: str) -> dict:
@@ -44,12 +50,12 @@ def decision(settings, day: str) -> dict:
 
 
 def test_no_champion_skips_the_run(home, monitor_dag):
-    state, tasks = run(monitor_dag, "2026-02-20")
+    state, tasks, note = run(monitor_dag, "2026-02-20")
     assert tasks["champion"] == "skipped" and tasks["trigger_retrain"] == "skipped"
-    assert state == "success"
+    assert state == "success" and note.startswith("skipped: no champion for credit_default yet"), note
 
 
-def test_stable_then_drift_then_trigger(home, monitor_dag):
+def test_stable_then_drift_then_trigger(home, monitor_dag, caplog):
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
@@ -61,20 +67,29 @@ def test_stable_then_drift_then_trigger(home, monitor_dag):
     retrain.run_all(RunEnv.local(spec, "2026-02-19", settings=home, trigger={"kind": "manual", "run_id": "seed"}))
 
     for day in ("2026-02-26", "2026-02-27"):
-        state, tasks = run(monitor_dag, day)
+        state, tasks, note = run(monitor_dag, day)
         rec = decision(home, day)
         assert state == "success" and rec["retrain"] is False and rec["signal"] is False, rec["reasons"]
+        assert note.startswith("no retrain needed: "), note
         assert tasks["should_retrain"] == "success" and tasks["trigger_retrain"] == "skipped"
         assert (Path(rec["decision_uri"]).parent / "report.html").exists()
 
-    state, tasks = run(monitor_dag, "2026-03-03")
+    state, tasks, note = run(monitor_dag, "2026-03-03")
     first = decision(home, "2026-03-03")
     assert first["retrain"] is False and first["checks"]["shift"]["value"] == 1, first["reasons"]
     assert "needs drift.consecutive_windows 2 days" in first["reasons"][-1]
+    assert note.startswith("drift, no retrain yet: A covariate shift"), note
     assert tasks["trigger_retrain"] == "skipped"
 
-    state, tasks = run(monitor_dag, "2026-03-04")
+    with caplog.at_level("INFO", logger="pipeline.monitor"):
+        state, tasks, note = run(monitor_dag, "2026-03-04")
     second = decision(home, "2026-03-04")
+    assert note.startswith("drift, retrain requested: covariate shift since 2026-03-02"), note
+    signals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("signal ")]
+    drifted = [line for line in signals if line.startswith("signal feature ") and ": DRIFT -- " in line]
+    assert drifted and all(" >= " in line for line in drifted), signals  # statistic vs threshold, one a line
+    assert any(line.startswith("signal prediction: ") for line in signals), signals
+    assert any(line.startswith("signal guard cooldown: pass") for line in signals), signals
     assert second["retrain"] is True and second["kind"] == "shift", second["reasons"]
     assert tasks["trigger_retrain"] == "success"
     with create_session() as session:
@@ -123,3 +138,27 @@ def test_stable_then_drift_then_trigger(home, monitor_dag):
     assert second["links"]["mlflow_trend_run"].endswith(trend.info.run_id)
     day_run = client.get_run(second["links"]["mlflow_run"].rstrip("/").split("/")[-1])
     assert day_run.data.tags["driftline.trend_run_id"] == trend.info.run_id
+
+def test_the_demo_runs_the_queued_retrain_and_leaves_nothing_queued(home, monitor_dag, dagbag):
+    """`make run`'s sequence: the monitor's trigger under dags test queued retrain__<model>; the
+    demo runs that queued run (driftline_airflow.queued) instead of a second, separate run, so a
+    later unpause has nothing left to run again."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from driftline_airflow.queued import queued_runs, run_queued
+
+    retrain_id = f"retrain__{MODEL}"
+    assert [q["conf"]["trigger"] for q in queued_runs(retrain_id)] == ["drift"]  # left by the test above
+    done = run_queued(dagbag.dags[retrain_id])
+    assert len(done) == 1 and done[0][0].startswith("drift__") and done[0][2] == "success", done
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == retrain_id).all()
+        assert [r.run_id for r in runs if r.state in (DagRunState.QUEUED, DagRunState.RUNNING)] == []
+        executed = next(r for r in runs if r.run_id == done[0][1])
+        assert executed.conf["trigger"] == "drift" and executed.conf["change_point"] == "2026-03-02"
+        assert executed.note.split(":")[0] in ("promoted", "not promoted"), executed.note
+    assert queued_runs(retrain_id) == []
+    from tests.conftest import latest_record
+
+    assert latest_record(home.artifact_root, MODEL, "2026-03-04")["trigger"]["kind"] == "drift"

@@ -53,6 +53,15 @@ def run(dag, day: str, **conf):
     return str(getattr(dr.state, "value", dr.state))
 
 
+def latest_note(dag_id: str) -> str | None:
+    """The note the Airflow UI shows for the DAG's newest run (from the metadata DB)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first().note
+
+
 def record(settings, day: str) -> dict:
     from tests.conftest import latest_record
 
@@ -103,9 +112,16 @@ def champion(settings) -> str | None:
     return info.version if info else None
 
 
-def test_first_run_creates_the_champion(home, retrain_dag):
-    state, events = run_counting_events(retrain_dag, "2026-02-12", train_days=1)
+def test_first_run_creates_the_champion(home, retrain_dag, caplog):
+    with caplog.at_level("INFO", logger="pipeline.retrain"):
+        state, events = run_counting_events(retrain_dag, "2026-02-12", train_days=1)
     assert state == "success"
+    note = latest_note(retrain_dag.dag_id)
+    assert note.startswith("promoted: PROMOTE ") and "(first champion)" in note, note
+    # The evaluate task logs one line per gate, not a dict dump.
+    gates = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gate candidate ")]
+    assert any(g.startswith("gate candidate floor: PASS -- observed ") and " vs threshold " in g for g in gates), gates
+    assert any(g.startswith("gate candidate vs_champion: skip") for g in gates), gates
     rec = record(home, "2026-02-12")
     [event] = events
     assert event["extra"] == {
@@ -144,6 +160,7 @@ def test_first_run_creates_the_champion(home, retrain_dag):
 def test_dry_run_registers_but_never_promotes(home, retrain_dag):
     state, events = run_counting_events(retrain_dag, "2026-02-19", dry_run=True)
     assert state == "success" and events == [], "a dry run announces no champion"
+    assert latest_note(retrain_dag.dag_id).startswith("dry run: ")
     rec = record(home, "2026-02-19")
     assert rec["status"] == "dry_run" and rec["promote"] is False
     assert rec["candidate_version"] == "2" and champion(home) == "1"
@@ -190,6 +207,8 @@ def test_worse_candidate_is_not_promoted_and_the_run_succeeds(home, retrain_dag)
     before = champion(home)
     state, events = run_counting_events(retrain_dag, "2026-02-19", train_days=1)
     assert state == "success" and events == []
+    note = latest_note(retrain_dag.dag_id)
+    assert note.startswith("not promoted: REJECT candidate: failed "), note
     rec = record(home, "2026-02-19")
     assert rec["status"] == "not_promoted", rec["reasons"]
     names = [r.info.run_name for r in mlflow_client(home).search_runs(
@@ -236,6 +255,8 @@ def test_bad_data_fails_validation_and_leaves_the_champion(home, retrain_dag):
     before = champion(home)
     state, events = run_counting_events(retrain_dag, "2026-02-22", train_days=1, valid_days=1, test_days=1)
     assert state == "failed" and events == []
+    note = latest_note(retrain_dag.dag_id)
+    assert note.startswith("failed at validate: ValidationFailed: "), note
     rec = record(home, "2026-02-22")
     assert rec["status"] == "failed" and rec["failed_step"] == "validate"
     assert "ValidationFailed" in rec["summary"] and "quarantine" in rec["summary"].lower()

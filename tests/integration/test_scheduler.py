@@ -167,6 +167,8 @@ def test_monitor_trigger_runs_the_retrain_to_completion(stack):
     monitor_run = _wait("the monitor run", lambda: _finished(stack, f"monitor__{MODEL}", "monitor_drift_day_2"), 900)
     assert monitor_run["state"] == "success"
     assert _decision(stack, "monitor", "2026-03-04")["retrain"] is True
+    # The scheduler's listener set each run's note from its outcome (driftline_airflow.notes).
+    assert monitor_run["note"].startswith("drift, retrain requested: "), monitor_run["note"]
 
     retrain_id = "drift__monitor_drift_day_2"
     retrain_run = _wait("the triggered retrain", lambda: _finished(stack, f"retrain__{MODEL}", retrain_id), 1200)
@@ -175,6 +177,7 @@ def test_monitor_trigger_runs_the_retrain_to_completion(stack):
     record = _decision(stack, "runs", "2026-03-04")
     assert record["trigger"]["kind"] == "drift" and record["trigger"]["report_uri"].endswith("report.html")
     assert record["status"] in ("promoted", "not_promoted")
+    assert retrain_run["note"].startswith(("promoted: PROMOTE ", "not promoted: REJECT ")), retrain_run["note"]
 
     from mlflow import MlflowClient
 
