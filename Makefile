@@ -68,11 +68,12 @@ airflow-db: venv
 	@echo "airflow metadata DB ready ($(AIRFLOW_HOME))"
 
 # The demo tells one story from an empty registry: an earlier demo's registry, MLflow runs,
-# artifacts and logs are moved aside (kept, never deleted) before it starts again.
+# artifacts, Airflow run history (its metadata DB) and logs are moved aside (kept, never
+# deleted) before it starts again.
 demo-fresh:
 	@if [ -e $(DRIFTLINE_HOME)/mlflow.db ] || [ -d $(DRIFTLINE_HOME)/artifacts ]; then \
 	  keep=$(DRIFTLINE_HOME)/previous/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$keep; \
-	  for f in mlflow.db mlartifacts artifacts demo-data.json; do \
+	  for f in mlflow.db mlartifacts artifacts demo-data.json airflow/airflow.db; do \
 	    [ -e $(DRIFTLINE_HOME)/$$f ] && mv $(DRIFTLINE_HOME)/$$f $$keep/; done; \
 	  mv $(DRIFTLINE_HOME)/*.log $$keep/ 2>/dev/null; \
 	  echo "an earlier demo's registry, runs and artifacts are kept in $$keep"; fi; true
@@ -94,7 +95,7 @@ run: demo-fresh demo-data airflow-db
 	  conf=$$($(BIN)/python -m pipeline show $(MODEL) --monitor --date $$day --trigger-conf); \
 	  if [ -n "$$conf" ]; then \
 	    echo "   -> running the retrain run it queued (what a scheduler would do; nothing stays queued)"; \
-	    $(BIN)/python -m driftline_airflow.queued retrain__$(MODEL) --expect > $(DRIFTLINE_HOME)/retrain-$$day.log 2>&1 \
+	    $(BIN)/python -m driftline_airflow.queued retrain__$(MODEL) --conf "$$conf" --expect > $(DRIFTLINE_HOME)/retrain-$$day.log 2>&1 \
 	      || { tail -40 $(DRIFTLINE_HOME)/retrain-$$day.log; exit 1; }; \
 	    $(BIN)/python -m pipeline show $(MODEL) --date $$day --brief | sed 's/^/   /'; \
 	  fi; done

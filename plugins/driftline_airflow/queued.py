@@ -38,9 +38,11 @@ def queued_runs(dag_id: str) -> list[dict[str, Any]]:
         return [{"run_id": r.run_id, "logical_date": r.logical_date, "conf": dict(r.conf or {})} for r in runs]
 
 
-def run_queued(dag: Any) -> list[tuple[str, str, str]]:
-    """Run every queued run of ``dag`` with ``dag.test()``; ``[(queued run id, executed run id,
-    state)]``.
+def run_queued(dag: Any, conf: dict | None = None) -> list[tuple[str, str, str]]:
+    """Run the queued runs of ``dag`` with ``dag.test()`` -- only those whose conf equals
+    ``conf`` when it is given (the one a monitor run just queued: a metadata DB can hold runs
+    queued by earlier demos, which are not this demo's story); ``[(queued run id, executed run
+    id, state)]``.
 
     Raises:
         ValueError: a queued run has no logical date (``dag.test()`` could not replace it);
@@ -48,6 +50,8 @@ def run_queued(dag: Any) -> list[tuple[str, str, str]]:
     """
     done = []
     for queued in queued_runs(dag.dag_id):
+        if conf is not None and _canonical(queued["conf"]) != _canonical(conf):
+            continue
         if queued["logical_date"] is None:
             raise ValueError(f"queued run {queued['run_id']} of {dag.dag_id} has no logical date: dag.test() "
                              "cannot take it over; start a scheduler (make up) to run it")
@@ -58,10 +62,18 @@ def run_queued(dag: Any) -> list[tuple[str, str, str]]:
     return done
 
 
+def _canonical(conf: dict) -> str:
+    import json
+
+    return json.dumps(conf, sort_keys=True, default=str)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m driftline_airflow.queued", description=__doc__.split("\n\n")[0])
     parser.add_argument("dag_id", help="the DAG whose queued runs to run, e.g. retrain__credit_default")
     parser.add_argument("--expect", action="store_true", help="exit 2 when nothing is queued")
+    parser.add_argument("--conf", help="run only the queued runs with this conf (JSON), e.g. the trigger conf "
+                                       "`python -m pipeline show <model> --monitor --date D --trigger-conf` prints")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -72,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if dag is None:
         print(f"no DAG {args.dag_id!r} in {conf.get('core', 'dags_folder')}", file=sys.stderr)
         return 1
-    done = run_queued(dag)
+    import json
+
+    done = run_queued(dag, json.loads(args.conf) if args.conf else None)
     if not done:
         print(f"no queued run of {args.dag_id}", file=sys.stderr)
         return 2 if args.expect else 0

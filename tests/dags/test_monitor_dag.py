@@ -149,8 +149,11 @@ def test_the_demo_runs_the_queued_retrain_and_leaves_nothing_queued(home, monito
     from driftline_airflow.queued import queued_runs, run_queued
 
     retrain_id = f"retrain__{MODEL}"
-    assert [q["conf"]["trigger"] for q in queued_runs(retrain_id)] == ["drift"]  # left by the test above
-    done = run_queued(dagbag.dags[retrain_id])
+    queued = queued_runs(retrain_id)
+    assert [q["conf"]["trigger"] for q in queued] == ["drift"]  # left by the test above
+    # Only the run with the monitor's trigger conf is run (not, say, one an earlier demo queued).
+    assert run_queued(dagbag.dags[retrain_id], conf={**queued[0]["conf"], "reason": "another"}) == []
+    done = run_queued(dagbag.dags[retrain_id], conf=queued[0]["conf"])
     assert len(done) == 1 and done[0][0].startswith("drift__") and done[0][2] == "success", done
     with create_session() as session:
         runs = session.query(DagRun).filter(DagRun.dag_id == retrain_id).all()
