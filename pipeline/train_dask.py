@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
@@ -97,8 +98,8 @@ class DaskTraining:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             needed = [*spec.model_columns, spec.target_column, spec.timestamp_column]
             training = cls(spec=spec, split=split, client=client, address=str(address), n_workers=n_workers,
-                           train=_read_window(split.window_uri("train"), list(dict.fromkeys(needed)), store,
-                                              n_workers), store=store)
+                           train=_read_window(client, split.window_uri("train"), list(dict.fromkeys(needed)),
+                                              store, n_workers), store=store)
             training._summarise()
             yield training
         finally:
@@ -160,8 +161,8 @@ class DaskTraining:
         categorical = set(spec.categorical_features)
         feature_types = ["c" if c in categorical else "float" for c in meta.columns]
         label = np.int64 if spec.task == "binary" else np.float64
-        valid = _read_window(self.split.window_uri("valid"), [*columns, spec.target_column], self.store,
-                             self.n_workers)
+        valid = _read_window(self.client, self.split.window_uri("valid"), [*columns, spec.target_column],
+                             self.store, self.n_workers)
 
         def matrix(window: Any) -> Any:
             X = window[columns].map_partitions(_model_input, preprocess, meta=meta)
@@ -222,20 +223,30 @@ def _connect(spec: "ModelSpec", address: str | None) -> Any:
     return client
 
 
-def _read_window(uri: str, columns: list[str], store: Store | None, n_workers: int) -> Any:
-    """A window as a Dask frame read by the workers: one partition per parquet row group, split
-    further when there are fewer than workers (so each worker gets a share)."""
+def _read_window(client: Any, uri: str, columns: list[str], store: Store | None, n_workers: int) -> Any:
+    """A window as a Dask frame read by the workers, one partition per parquet row group (split
+    further when there are fewer than workers, so each gets a share). A worker reads the file's
+    footer too, so only the workers need to reach (and be allowed to read) the window."""
     import dask.dataframe as dd
 
-    options: dict[str, Any] = {}
-    path = uri
-    if is_s3(uri):
-        options["filesystem"] = _s3_filesystem(store)
-        path = uri[len("s3://"):]
-    frame = dd.read_parquet(path, columns=columns, split_row_groups=True, **options)
+    filesystem, path = _filesystem(uri, store)
+    from dask import delayed
+
+    ((meta, groups),) = _gather(client, [delayed(_layout)(filesystem, path, columns)], uri)
+    frame = dd.from_map(_read_row_group, range(groups), args=[filesystem, path, columns], meta=meta,
+                        enforce_metadata=False, label="read-window")
     if frame.npartitions < n_workers:
         frame = frame.repartition(npartitions=n_workers)
     return frame
+
+
+def _filesystem(uri: str, store: Store | None) -> tuple[Any, str]:
+    """``(pyarrow filesystem, path in it)`` of a window's URI."""
+    import pyarrow.fs
+
+    if is_s3(uri):
+        return _s3_filesystem(store), uri[len("s3://"):]
+    return pyarrow.fs.LocalFileSystem(), str(Path(uri[len("file://"):] if uri.startswith("file://") else uri).resolve())
 
 
 def _s3_filesystem(store: Store | None) -> Any:
@@ -263,7 +274,9 @@ def _fit_preprocessor(spec: "ModelSpec", meta: pd.DataFrame, counts: dict[str, d
     return preprocess
 
 
-def _gather(client: Any, tasks: list[Any]) -> list[Any]:
+def _gather(client: Any, tasks: list[Any], what: str = "the train window") -> list[Any]:
+    """Compute ``tasks`` on the cluster; a worker's import or file error is raised as driftline's."""
+    from pipeline.storage import StorageError
     from pipeline.train import TrainError
 
     try:
@@ -271,6 +284,10 @@ def _gather(client: Any, tasks: list[Any]) -> list[Any]:
     except ImportError as err:
         raise TrainError(f"a Dask worker cannot import what training needs ({err}); install driftline (the "
                          "`pipeline` package) and requirements.txt on every worker") from None
+    except OSError as err:
+        raise StorageError(f"a Dask worker cannot read {what} ({type(err).__name__}: {err}); workers read "
+                           "windows themselves: give them access to the artifact store (for s3://, AWS "
+                           "credentials in their environment)") from None
 
 
 def _gather_frame(client: Any, parts: list[Any]) -> pd.DataFrame:
@@ -284,6 +301,26 @@ def _summary(part: pd.DataFrame, target: str, binary: bool, categorical: tuple[s
     return {"rows": len(part), "missing": int(values.isna().sum()),
             "classes": sorted(values.dropna().unique().tolist()) if binary else [],
             "counts": {col: category_counts(part[col]) for col in categorical}}
+
+
+def _layout(filesystem: Any, path: str, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """A parquet file's empty frame of ``columns`` (the Dask meta) and its number of row groups."""
+    import pyarrow.parquet as pq
+
+    with filesystem.open_input_file(path) as f:
+        parquet = pq.ParquetFile(f)
+        present = [c for c in columns if c in parquet.schema_arrow.names]
+        return parquet.schema_arrow.empty_table().select(present).to_pandas(), parquet.num_row_groups
+
+
+def _read_row_group(index: int, filesystem: Any, path: str, wanted: list[str]) -> pd.DataFrame:
+    # (not named ``columns``: Dask's from_map passes a column projection by that name)
+    import pyarrow.parquet as pq
+
+    with filesystem.open_input_file(path) as f:
+        parquet = pq.ParquetFile(f)
+        present = [c for c in wanted if c in parquet.schema_arrow.names]
+        return parquet.read_row_group(index, columns=present).to_pandas()
 
 
 def _take(part: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
