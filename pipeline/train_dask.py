@@ -3,9 +3,12 @@
 Contract:
 * :meth:`DaskTraining.open` connects to the scheduler (a :class:`DaskUnavailable`, retryable,
   when it cannot be reached; a :class:`~pipeline.train.TrainError` when no address is configured
-  or the workers run another XGBoost) and reads the train window on the workers, one partition
-  per parquet row group (at least one per worker): one pass counts rows, checks the target
-  exactly as the local path does, and counts each categorical column's values.
+  or the workers run another XGBoost) and reads the train window on the workers, a piece per
+  parquet row group (row groups sliced when there are fewer than workers): one pass counts
+  rows, checks the target exactly as the local path does, and counts each categorical column's
+  values. For the fit, piece ``i`` of the train and of the valid window is read and kept on
+  worker ``i mod n`` (XGBoost trains each worker on the partitions it holds), so every worker
+  gets a share and none holds a whole window.
 * :meth:`DaskTraining.fit_candidate` returns ``(Pipeline, best_iteration)`` like the local
   ``pipeline.train._fit_candidate``: the same tree preprocessor (fitted from the category counts
   summed over the partitions, which equals fitting it on the whole window), the same XGBoost
@@ -68,7 +71,8 @@ class DaskTraining:
         client: the ``distributed.Client``.
         address: the scheduler's address.
         n_workers: workers when the window was read.
-        rows: rows of the train window; ``partition_rows``: per partition, in file order.
+        train: the train window's pieces.
+        rows: rows of the train window; ``partition_rows``: per piece, in file order.
         counts: categorical column -> value (as text) -> rows in the train window.
     """
 
@@ -77,7 +81,7 @@ class DaskTraining:
     client: Any
     address: str
     n_workers: int
-    train: Any
+    train: "_Window"
     rows: int = 0
     partition_rows: list[int] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -98,7 +102,7 @@ class DaskTraining:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             needed = [*spec.model_columns, spec.target_column, spec.timestamp_column]
             training = cls(spec=spec, split=split, client=client, address=str(address), n_workers=n_workers,
-                           train=_read_window(client, split.window_uri("train"), list(dict.fromkeys(needed)),
+                           train=_Window.open(client, split.window_uri("train"), list(dict.fromkeys(needed)),
                                               store, n_workers), store=store)
             training._summarise()
             yield training
@@ -111,7 +115,7 @@ class DaskTraining:
         from pipeline.train import check_target
 
         spec, uri = self.spec, self.split.window_uri("train")
-        parts = self.train.to_delayed()
+        parts = self.train.partitions()
         summaries = _gather(self.client, [delayed(_summary)(p, spec.target_column, spec.task == "binary",
                                                             tuple(spec.categorical_features)) for p in parts])
         self.partition_rows = [s["rows"] for s in summaries]
@@ -132,11 +136,11 @@ class DaskTraining:
         from dask import delayed
 
         if self.rows <= max_rows:
-            return _gather_frame(self.client, self.train.to_delayed())
+            return _gather_frame(self.client, self.train.partitions())
         rows = np.sort(np.random.default_rng(self.spec.params.seed).choice(self.rows, max_rows, replace=False))
         offsets = np.concatenate([[0], np.cumsum(self.partition_rows)])
         pieces = []
-        for i, part in enumerate(self.train.to_delayed()):
+        for i, part in enumerate(self.train.partitions()):
             local = rows[(rows >= offsets[i]) & (rows < offsets[i + 1])] - offsets[i]
             if local.size:
                 pieces.append(delayed(_take)(part, local))
@@ -154,25 +158,31 @@ class DaskTraining:
             raise TrainError(f"{self.spec.name}: the dask engine trains unweighted windows only; a weighted "
                              "retrain (after a change point) trains locally")
         spec, columns = self.spec, list(self.spec.model_columns)
-        preprocess = _fit_preprocessor(spec, self.train._meta[columns], self.counts, self.rows)
-        meta = _model_input(self.train._meta[columns], preprocess)
+        preprocess = _fit_preprocessor(spec, self.train.meta[columns], self.counts, self.rows)
+        meta = _model_input(self.train.meta[columns], preprocess)
         if meta.shape[1] == 0:
             raise TrainError(f"{spec.name}: the preprocessor produced no feature columns from {columns}")
         categorical = set(spec.categorical_features)
         feature_types = ["c" if c in categorical else "float" for c in meta.columns]
         label = np.int64 if spec.task == "binary" else np.float64
-        valid = _read_window(self.client, self.split.window_uri("valid"), [*columns, spec.target_column],
+        valid = _Window.open(self.client, self.split.window_uri("valid"), [*columns, spec.target_column],
                              self.store, self.n_workers)
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
 
-        def matrix(window: Any) -> Any:
-            X = window[columns].map_partitions(_model_input, preprocess, meta=meta)
-            y = window[spec.target_column].map_partitions(_label, label, meta=(spec.target_column, label))
+        def matrix(window: _Window) -> Any:
+            import dask.dataframe as dd
+
+            X = dd.from_delayed(window.placed(self.client, workers, columns, _model_input, preprocess), meta=meta,
+                                verify_meta=False)
+            y = dd.from_delayed(window.placed(self.client, workers, [spec.target_column], _label, spec.target_column,
+                                              label), meta=pd.Series(dtype=label, name=spec.target_column),
+                                verify_meta=False)
             return dxgb.DaskDMatrix(self.client, X, y, enable_categorical=True, feature_types=feature_types)
 
         model = candidate_estimator(spec)
         params = {k: v for k, v in model.get_xgb_params().items() if v is not None and k != "n_jobs"}
         # xgboost.dask looks the client up as the current one even when it is given one.
-        with self.client.as_current():
+        with self.client.as_current(), _worker_errors("the train and valid windows"):
             out = dxgb.train(self.client, params, matrix(self.train), num_boost_round=model.n_estimators,
                              evals=[(matrix(valid), "validation_0")],
                              early_stopping_rounds=model.early_stopping_rounds, verbose_eval=False)
@@ -223,21 +233,49 @@ def _connect(spec: "ModelSpec", address: str | None) -> Any:
     return client
 
 
-def _read_window(client: Any, uri: str, columns: list[str], store: Store | None, n_workers: int) -> Any:
-    """A window as a Dask frame read by the workers, one partition per parquet row group (split
-    further when there are fewer than workers, so each gets a share). A worker reads the file's
-    footer too, so only the workers need to reach (and be allowed to read) the window."""
-    import dask.dataframe as dd
+@dataclass(frozen=True)
+class _Window:
+    """A parquet window as pieces the workers read -- ``(row group, first row, end row)``, a row
+    group per piece, or slices of each when there are fewer row groups than workers -- and the
+    empty frame of its columns. A worker reads the file's footer too, so only the workers need
+    to reach (and be allowed to read) the window."""
 
-    filesystem, path = _filesystem(uri, store)
-    from dask import delayed
+    filesystem: Any
+    path: str
+    columns: list[str]
+    meta: pd.DataFrame
+    pieces: list[tuple[int, int, int]]
 
-    ((meta, groups),) = _gather(client, [delayed(_layout)(filesystem, path, columns)], uri)
-    frame = dd.from_map(_read_row_group, range(groups), args=[filesystem, path, columns], meta=meta,
-                        enforce_metadata=False, label="read-window")
-    if frame.npartitions < n_workers:
-        frame = frame.repartition(npartitions=n_workers)
-    return frame
+    @classmethod
+    def open(cls, client: Any, uri: str, columns: list[str], store: Store | None, n_workers: int) -> "_Window":
+        from dask import delayed
+
+        filesystem, path = _filesystem(uri, store)
+        ((meta, groups),) = _gather(client, [delayed(_layout)(filesystem, path, columns)], uri)
+        slices = max(1, -(-n_workers // max(1, len(groups))))
+        pieces = []
+        for group, rows in enumerate(groups):
+            bounds = np.linspace(0, rows, slices + 1).astype(int)
+            pieces += [(group, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        return cls(filesystem, path, list(meta.columns), meta, pieces or [(-1, 0, 0)])
+
+    def partitions(self) -> list[Any]:
+        """The window's pieces as delayed frames, in file order (placed by Dask). Strings keep the
+        dtype the local engine reads (Dask would convert them to its own string type)."""
+        import dask
+        import dask.dataframe as dd
+
+        with dask.config.set({"dataframe.convert-string": False}):
+            return dd.from_map(_read_piece, self.pieces, args=[self.filesystem, self.path, self.columns, self.meta],
+                               meta=self.meta, enforce_metadata=False, label="read-window").to_delayed()
+
+    def placed(self, client: Any, workers: list[str], columns: list[str], fn: Any, *args: Any) -> list[Any]:
+        """Futures of ``fn(piece's columns, *args)``, piece ``i`` read and kept on worker ``i mod n``:
+        XGBoost trains each worker on the partitions it holds, so every worker gets a share."""
+        return [client.submit(_read_piece_then, fn, piece, self.filesystem, self.path, columns,
+                              self.meta[columns], *args, workers=[workers[i % len(workers)]],
+                              allow_other_workers=False, pure=False)
+                for i, piece in enumerate(self.pieces)]
 
 
 def _filesystem(uri: str, store: Store | None) -> tuple[Any, str]:
@@ -275,12 +313,18 @@ def _fit_preprocessor(spec: "ModelSpec", meta: pd.DataFrame, counts: dict[str, d
 
 
 def _gather(client: Any, tasks: list[Any], what: str = "the train window") -> list[Any]:
-    """Compute ``tasks`` on the cluster; a worker's import or file error is raised as driftline's."""
+    with _worker_errors(what):
+        return client.gather(client.compute(tasks))
+
+
+@contextmanager
+def _worker_errors(what: str) -> Iterator[None]:
+    """A worker's import or file error raised as driftline's, naming the fix."""
     from pipeline.storage import StorageError
     from pipeline.train import TrainError
 
     try:
-        return client.gather(client.compute(tasks))
+        yield
     except ImportError as err:
         raise TrainError(f"a Dask worker cannot import what training needs ({err}); install driftline (the "
                          "`pipeline` package) and requirements.txt on every worker") from None
@@ -304,23 +348,32 @@ def _summary(part: pd.DataFrame, target: str, binary: bool, categorical: tuple[s
 
 
 def _layout(filesystem: Any, path: str, columns: list[str]) -> tuple[pd.DataFrame, int]:
-    """A parquet file's empty frame of ``columns`` (the Dask meta) and its number of row groups."""
+    """A parquet file's empty frame of ``columns`` (the Dask meta) and the rows of each row group."""
     import pyarrow.parquet as pq
 
     with filesystem.open_input_file(path) as f:
         parquet = pq.ParquetFile(f)
         present = [c for c in columns if c in parquet.schema_arrow.names]
-        return parquet.schema_arrow.empty_table().select(present).to_pandas(), parquet.num_row_groups
+        return (parquet.schema_arrow.empty_table().select(present).to_pandas(),
+                [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
 
 
-def _read_row_group(index: int, filesystem: Any, path: str, wanted: list[str]) -> pd.DataFrame:
+def _read_piece(piece: tuple[int, int, int], filesystem: Any, path: str, wanted: list[str],
+                meta: pd.DataFrame) -> pd.DataFrame:
     # (not named ``columns``: Dask's from_map passes a column projection by that name)
     import pyarrow.parquet as pq
 
+    group, start, stop = piece
+    if group < 0:
+        return meta
     with filesystem.open_input_file(path) as f:
-        parquet = pq.ParquetFile(f)
-        present = [c for c in wanted if c in parquet.schema_arrow.names]
-        return parquet.read_row_group(index, columns=present).to_pandas()
+        table = pq.ParquetFile(f).read_row_group(group, columns=wanted)
+    return table.slice(start, stop - start).to_pandas()
+
+
+def _read_piece_then(fn: Any, piece: tuple[int, int, int], filesystem: Any, path: str, wanted: list[str],
+                     meta: pd.DataFrame, *args: Any) -> Any:
+    return fn(_read_piece(piece, filesystem, path, wanted, meta), *args)
 
 
 def _take(part: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -337,5 +390,5 @@ def _model_input(part: pd.DataFrame, preprocess: "Pipeline") -> pd.DataFrame:
     return out
 
 
-def _label(values: pd.Series, dtype: Any) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce").astype(dtype)
+def _label(part: pd.DataFrame, target: str, dtype: Any) -> pd.Series:
+    return pd.to_numeric(part[target], errors="coerce").astype(dtype)

@@ -31,13 +31,13 @@ def scheduler():
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, mlflow_session_uri, scheduler):
-    """The demo model (linear baseline) trained on one split by each engine."""
+    """The demo model (linear baseline; the demo's 2000 rows a day) trained on one split by each engine."""
     tmp = tmp_path_factory.mktemp("dask")
     spec = load_spec(REPO / "config" / "credit_default.yaml", Settings.from_env()).model_copy(update={
         "label_delay_days": 0, "windows": WindowSpec(train_days=14, valid_days=4, test_days=3)})
     spec = spec.model_copy(update={"params": spec.params.model_copy(update={"n_jobs": 1})})
     store = Store.for_uri(str(tmp))
-    clean = store.write_parquet(str(tmp / "clean.parquet"), demo_days(DEMO_START, 21, rows_per_day=1000))
+    clean = store.write_parquet(str(tmp / "clean.parquet"), demo_days(DEMO_START, 21, rows_per_day=2000))
     split = split_and_profile(spec, clean, store, str(tmp / "run"), datetime(2026, 1, 22))
     local = train(spec, split, store, tracking_uri=mlflow_session_uri)
     dask_spec = spec.model_copy(update={"training": TrainingSpec(engine="dask")})
@@ -100,7 +100,7 @@ def test_dask_run_records_the_same_artifacts_params_and_datasets(both, mlflow_ur
         assert inputs["dask"][window].profile == inputs["local"][window].profile
         assert inputs["dask"][window].digest == inputs["local"][window].digest
         assert inputs["dask"][window].schema == inputs["local"][window].schema
-    assert '"num_rows": 14000' in inputs["dask"]["train"].profile and split.rows["train"] == 14_000
+    assert '"num_rows": 28000' in inputs["dask"]["train"].profile and split.rows["train"] == 28_000
 
 
 def test_dask_engine_without_a_scheduler_names_the_fix(both, mlflow_uri):
@@ -124,3 +124,24 @@ def test_unreachable_scheduler_is_retryable(both, mlflow_uri, monkeypatch):
     with pytest.raises(train_dask.DaskUnavailable, match=f"127.0.0.1:{port}.*start it") as err:
         train(dask_spec, split, store, tracking_uri=mlflow_uri, dask_scheduler=f"tcp://127.0.0.1:{port}")
     assert is_retryable(err.value)
+
+
+def test_workers_count_and_sample_the_train_window_as_the_local_path_does(both, scheduler):
+    import pandas as pd
+
+    from pipeline.features import build_preprocessor
+    from pipeline.train_dask import DaskTraining, _fit_preprocessor
+
+    spec, split, store, _, _ = both
+    with DaskTraining.open(spec, split, store, scheduler) as cluster:
+        sample = cluster.train_sample(1000)
+        assert cluster.rows == split.rows["train"] and cluster.n_workers == 2
+        assert len(cluster.partition_rows) >= 2 and min(cluster.partition_rows) > 0
+        by_counts = _fit_preprocessor(spec, cluster.train.meta[list(spec.model_columns)], cluster.counts, cluster.rows)
+    full = store.read_parquet(split.train_uri, columns=list(sample.columns))
+    # the local baseline's draw (pipeline.train._fit_baseline) over the whole window
+    rows = np.sort(np.random.default_rng(spec.params.seed).choice(len(full), 1000, replace=False))
+    pd.testing.assert_frame_equal(sample, full.iloc[rows].reset_index(drop=True))
+    local = build_preprocessor(spec, "tree").fit(full[list(spec.model_columns)])
+    assert by_counts.named_steps["encode"].categories_ == local.named_steps["encode"].categories_
+    pd.testing.assert_frame_equal(by_counts.transform(full.head(500)), local.transform(full.head(500)))
