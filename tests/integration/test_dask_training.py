@@ -145,3 +145,40 @@ def test_workers_count_and_sample_the_train_window_as_the_local_path_does(both, 
     local = build_preprocessor(spec, "tree").fit(full[list(spec.model_columns)])
     assert by_counts.named_steps["encode"].categories_ == local.named_steps["encode"].categories_
     pd.testing.assert_frame_equal(by_counts.transform(full.head(500)), local.transform(full.head(500)))
+
+
+@pytest.mark.parametrize("plan, expected", [
+    (None, "dask"),
+    ({"kind": "standard"}, "dask"),
+    ({"kind": "anchored", "change_point": "2026-01-10"}, "local"),
+    ({"kind": "covariate", "change_point": "2026-01-10"}, "local"),
+    ({"kind": "covariate", "change_point": None}, "dask"),
+], ids=["no-plan", "standard", "anchored", "covariate", "no-change-point"])
+def test_weighted_retrains_train_locally(spec, plan, expected):
+    from dataclasses import replace
+
+    from pipeline.features import Split
+    from pipeline.train import training_engine
+
+    split = Split(train_uri="t", valid_uri="v", test_uri="s", profile_uri="p", windows={}, rows={},
+                  data_interval_end="2026-01-22T00:00:00+00:00", source_uri="c", source_sha256="")
+    dask_spec = spec.model_copy(update={"training": TrainingSpec(engine="dask")})
+    assert training_engine(dask_spec, replace(split, plan=plan)) == expected
+    assert training_engine(spec, replace(split, plan=plan)) == "local"
+
+
+def test_cli_and_environment_give_the_scheduler_outside_airflow(spec, settings):
+    from dataclasses import replace
+
+    from pipeline.cli import build_parser
+    from pipeline.runenv import RunEnv
+
+    args = build_parser().parse_args(["run", "credit_default", "--date", "2026-01-22",
+                                      "--dask-scheduler", "tcp://10.0.0.5:8786"])
+    assert args.dask_scheduler == "tcp://10.0.0.5:8786"
+    from_env = replace(settings, dask_scheduler="tcp://127.0.0.1:8786")
+    assert RunEnv.local(spec, "2026-01-22", settings=from_env).dask_scheduler == "tcp://127.0.0.1:8786"
+    assert RunEnv.local(spec, "2026-01-22", settings=from_env,
+                        dask_scheduler="tcp://10.0.0.5:8786").dask_scheduler == "tcp://10.0.0.5:8786"
+    assert RunEnv.local(spec, "2026-01-22", settings=settings).dask_scheduler is None
+    assert Settings.from_env({"DRIFTLINE_DASK_SCHEDULER": " tcp://h:1 "}).dask_scheduler == "tcp://h:1"
