@@ -182,3 +182,29 @@ def test_cli_and_environment_give_the_scheduler_outside_airflow(spec, settings):
                         dask_scheduler="tcp://10.0.0.5:8786").dask_scheduler == "tcp://10.0.0.5:8786"
     assert RunEnv.local(spec, "2026-01-22", settings=settings).dask_scheduler is None
     assert Settings.from_env({"DRIFTLINE_DASK_SCHEDULER": " tcp://h:1 "}).dask_scheduler == "tcp://h:1"
+
+
+def test_regression_on_dask_matches_single_process(tmp_path, mlflow_uri, scheduler):
+    from mlflow import MlflowClient
+    from xgboost import XGBRegressor
+
+    from pipeline.models import load_model
+
+    spec = load_spec(REPO / "config" / "examples" / "claim_cost.yaml", Settings.from_env()).model_copy(update={
+        "label_delay_days": 0, "windows": WindowSpec(train_days=14, valid_days=4, test_days=3)})
+    spec = spec.model_copy(update={"params": spec.params.model_copy(update={"n_jobs": 1})})
+    store = Store.for_uri(str(tmp_path))
+    clean = store.write_parquet(str(tmp_path / "clean.parquet"),
+                                demo_days(DEMO_START, 21, rows_per_day=2000, task="regression"))
+    split = split_and_profile(spec, clean, store, str(tmp_path / "run"), datetime(2026, 1, 22))
+    local = train(spec, split, store, tracking_uri=mlflow_uri)
+    distributed = train(spec.model_copy(update={"training": TrainingSpec(engine="dask")}), split, store,
+                        tracking_uri=mlflow_uri, dask_scheduler=scheduler)
+    assert distributed.metrics["valid_rmse"] == pytest.approx(local.metrics["valid_rmse"], rel=0.01)
+    assert distributed.metrics["baseline_valid_rmse"] == pytest.approx(local.metrics["baseline_valid_rmse"])
+    model = load_model(distributed.model_uri, expected_sha256=distributed.model_sha256)
+    assert isinstance(model.named_steps["model"], XGBRegressor)
+    predicted = score(spec, model, store.read_parquet(split.test_uri))
+    assert np.isfinite(predicted).all() and predicted.std() > 0
+    client = MlflowClient(mlflow_uri)
+    assert set(artifact_paths(client, distributed.run_id)) == set(artifact_paths(client, local.run_id))
