@@ -181,17 +181,22 @@ def _s3_client(conn_id: str) -> Any:
     return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
-def dask_address(conn_id: str) -> str:
+def dask_address(conn_id: str) -> str | None:
     """The Dask scheduler address of connection ``conn_id``: its host as given when that is
     already an address (``tcp://...``, ``tls://...``), else ``tcp://<host>:<port or 8786>``
-    (e.g. ``AIRFLOW_CONN_DASK_DEFAULT='generic://dask-scheduler:8786'``)."""
+    (e.g. ``AIRFLOW_CONN_DASK_DEFAULT='generic://dask-scheduler:8786'``). ``None`` when the
+    connection does not exist: every task of the model builds its RunEnv, but only training
+    needs the scheduler, and it fails naming the connection to set."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
-    conn = BaseHook.get_connection(conn_id)
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
     host = (conn.host or "").strip()
     if not host:
-        raise ValueError(f"Airflow connection {conn_id!r} has no host: set it to the Dask scheduler, e.g. "
-                         f"AIRFLOW_CONN_{conn_id.upper()}='generic://dask-scheduler:8786'")
+        return None
     return host if "://" in host else f"tcp://{host}:{conn.port or 8786}"
 
 

@@ -111,3 +111,22 @@ def test_dask_training_through_a_dask_connection(airflow_db, tmp_path, monkeypat
     run = MlflowClient(Settings.from_env().mlflow_tracking_uri).get_run(record["candidate_run_id"])
     assert run.data.tags["driftline.training.engine"] == "dask"
     assert run.data.tags["driftline.training.dask_workers"] == "2"
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("generic://dask-scheduler:8790", "tcp://dask-scheduler:8790"),
+    ("generic://dask-scheduler", "tcp://dask-scheduler:8786"),
+    (json.dumps({"conn_type": "generic", "host": "tls://dask-scheduler:8786"}), "tls://dask-scheduler:8786"),
+    (json.dumps({"conn_type": "generic"}), None),
+    (None, None),
+], ids=["host-port", "default-port", "address-as-host", "no-host", "no-connection"])
+def test_dask_scheduler_address_from_a_connection(monkeypatch, value, expected):
+    """A missing or hostless connection gives no address: tasks that do not train still run, and
+    the train step fails naming the connection to set (tests/integration/test_dask_training.py)."""
+    from driftline_airflow.runtime import dask_address
+
+    if value is None:
+        monkeypatch.delenv("AIRFLOW_CONN_DRIFTLINE_DASK_PROBE", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW_CONN_DRIFTLINE_DASK_PROBE", value)
+    assert dask_address("driftline_dask_probe") == expected
