@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force-promote", action="store_true", help="skip gates 2-6 (needs --reason)")
     run.add_argument("--reason", help="why (recorded); required with --force-promote")
     run.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
+    run.add_argument("--dask-scheduler", metavar="ADDRESS",
+                     help="Dask scheduler (tcp://host:8786) for a spec with training.engine: dask "
+                          "(default: DRIFTLINE_DASK_SCHEDULER)")
     run.add_argument("--conf", type=_json_object,
                      help="a run conf as JSON, e.g. the monitor's request: "
                           "$(python -m pipeline show MODEL --monitor --date D --trigger-conf)")
@@ -239,6 +242,7 @@ def _env(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> Any:
         trigger.update(trigger_from_conf(conf))
     return RunEnv.local(find_spec(args.model, settings), args.date, settings=settings,
                         pg_uri=getattr(args, "pg_uri", None), trigger=trigger,
+                        dask_scheduler=getattr(args, "dask_scheduler", None),
                         lineage={"driftline.cli_run_id": run_id}, run_id=artifact_run, **kwargs)
 
 

@@ -74,6 +74,9 @@ class Settings:
         handoff_mb: ``DRIFTLINE_HANDOFF_MB``: when all steps of a run share one process (the
             CLI's ``run``), frames up to this many MiB in all are handed from step to step in
             memory instead of being read back from the files just written (default 1024; 0 = off).
+        dask_scheduler: ``DRIFTLINE_DASK_SCHEDULER``: the Dask scheduler address (``tcp://host:8786``)
+            that a spec with ``training.engine: dask`` trains on outside Airflow (the CLI, tests);
+            under Airflow the spec's ``training.conn_id`` connection gives it ("" = none).
     """
 
     home: Path
@@ -84,6 +87,7 @@ class Settings:
     airflow_home: Path
     mlflow_ui_url: str = "http://127.0.0.1:5000"
     handoff_mb: int = 1024
+    dask_scheduler: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -98,6 +102,7 @@ class Settings:
             airflow_home=Path(env.get("AIRFLOW_HOME") or home / "airflow").resolve(),
             mlflow_ui_url=(env.get("DRIFTLINE_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip("/"),
             handoff_mb=_handoff_mb(env.get("DRIFTLINE_HANDOFF_MB")),
+            dask_scheduler=(env.get("DRIFTLINE_DASK_SCHEDULER") or "").strip(),
         )
 
     def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
@@ -422,6 +427,22 @@ class RuntimePolicy(_Frozen):
                                         "this (never a run a registered version points at); null keeps everything.")
 
 
+class TrainingSpec(_Frozen):
+    """Where the candidate is fitted: in the training process, or on a Dask cluster."""
+
+    engine: Literal["local", "dask"] = Field(
+        default="local", description="local: XGBoost in the train step's own process (the whole train window in "
+                                     "its memory); dask: XGBoost's Dask interface on the cluster of `conn_id`, "
+                                     "the train and valid windows read by the workers, partition by partition, "
+                                     "so the train window never has to fit in one machine. Same params, early "
+                                     "stopping and logged model. A retrain with weighted windows (after a "
+                                     "change point) trains locally: see the README.")
+    conn_id: str = Field(
+        default="dask_default", description="Airflow connection of the Dask scheduler (engine dask): host and port, "
+                                            "e.g. `generic://dask-scheduler:8786`; outside Airflow the address "
+                                            "comes from DRIFTLINE_DASK_SCHEDULER or `run --dask-scheduler`.")
+
+
 class ModelSpec(_Frozen):
     """One model: its data, columns, windows, parameters and policies."""
 
@@ -474,6 +495,8 @@ class ModelSpec(_Frozen):
         default=0, ge=0, description="A row's label is usable only this many days after its timestamp, by every "
                                      "stage (training, evaluation and monitoring).")
     params: ModelParams = Field(default=ModelParams(), description="Model hyper-parameters.")
+    training: TrainingSpec = Field(default=TrainingSpec(), description="Where the candidate is fitted (this "
+                                                                       "process or a Dask cluster).")
     validation: ValidationPolicy = Field(default=ValidationPolicy(), description="How validation failures are "
                                                                                  "treated.")
     promotion: PromotionPolicy = Field(default=PromotionPolicy(), description="The promotion gates.")

@@ -494,13 +494,7 @@ class Encode(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> "Encode":
         _require_frame(X)
-        n = len(X)
-        self.categories_: dict[str, list[str]] = {}
-        for col in self.categorical:
-            codes, text = _factorize_text(X[col])
-            counts = np.bincount(codes[codes >= 0], minlength=len(text))
-            floor = max(1.0, self.min_fraction * n)
-            self.categories_[col] = sorted(t for t, c in zip(text, counts) if c >= floor) + [OTHER]
+        self._keep_categories({col: category_counts(X[col]) for col in self.categorical}, len(X))
         if self.kind == "linear":
             self.fill_, self.center_, self.scale_ = [], [], []
             for col in self.numeric:
@@ -520,6 +514,26 @@ class Encode(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(X.columns)
         return self
+
+    def fit_counts(self, columns: Any, counts: dict[str, dict[str, int]], n_rows: int) -> "Encode":
+        """Fit a ``tree`` encoder from rows counted elsewhere: ``counts`` maps each categorical
+        column to its :func:`category_counts` summed over every part of ``n_rows`` fit rows
+        (the partitions of a window on a cluster); ``columns`` are the input frame's columns.
+        The result equals :meth:`fit` on the whole frame (a tree encoder keeps nothing else)."""
+        if self.kind != "tree":
+            raise ValueError("fit_counts fits a tree encoder only (a linear one needs each numeric column's values)")
+        self._keep_categories({col: counts.get(col, {}) for col in self.categorical}, n_rows)
+        self.sources_ = [[c, c] for c in (*self.numeric, *self.categorical)]
+        self.feature_names_in_ = np.asarray(list(columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def _keep_categories(self, counts: dict[str, dict[str, int]], n_rows: int) -> None:
+        """The model's categories of each column: those on at least ``min_fraction`` of the fit
+        rows (and at least one), sorted, then ``OTHER``."""
+        floor = max(1.0, self.min_fraction * n_rows)
+        self.categories_: dict[str, list[str]] = {
+            col: sorted(t for t, c in counts[col].items() if c >= floor) + [OTHER] for col in self.categorical}
 
     def transform(self, X: pd.DataFrame) -> Any:
         _require_frame(X)
@@ -558,6 +572,14 @@ class Encode(TransformerMixin, BaseEstimator):
         present = codes >= 0
         out[present] = lookup[codes[present]]
         return out
+
+
+def category_counts(series: pd.Series) -> dict[str, int]:
+    """Rows per distinct value of ``series`` as text (missing values not counted): what the tree
+    encoder's fit counts, so counts of a window's parts add up to the window's."""
+    codes, text = _factorize_text(series)
+    counts = np.bincount(codes[codes >= 0], minlength=len(text))
+    return {t: int(c) for t, c in zip(text, counts)}
 
 
 def _factorize_text(series: pd.Series) -> tuple[np.ndarray, list[str]]:

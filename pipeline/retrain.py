@@ -361,7 +361,8 @@ def train_step(env: RunEnv, split: Any) -> Any:
     split = Split.coerce(split)
     env.bind_mlflow()
     result = train(env.spec, split, env.store, tracking_uri=env.settings.mlflow_tracking_uri,
-                   lineage=_lineage(env, split.snapshot_hash), trigger=run_trigger_label(env.trigger))
+                   lineage=_lineage(env, split.snapshot_hash), trigger=run_trigger_label(env.trigger),
+                   dask_scheduler=env.dask_scheduler)
     kill_point("train")
     return replace(result, mlflow_run_url=env.settings.mlflow_run_url(result.experiment_id, result.run_id))
 

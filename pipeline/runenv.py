@@ -56,6 +56,9 @@ class RunEnv:
         run_id: this run's identity (its immutable artifact prefix; see :mod:`pipeline.artifacts`).
         handoff: frames handed between steps in this process (:class:`pipeline.storage.FrameHandoff`;
             set by :func:`pipeline.retrain.run_all`); None = every step reads the files.
+        dask_scheduler: the Dask scheduler address a spec with ``training.engine: dask`` trains on
+            (from the spec's ``training.conn_id`` connection under Airflow; ``--dask-scheduler`` or
+            ``DRIFTLINE_DASK_SCHEDULER`` otherwise); None when training is local.
     """
 
     spec: ModelSpec
@@ -71,11 +74,13 @@ class RunEnv:
     reason: str | None = None
     run_id: str = field(default_factory=new_run_id)
     handoff: FrameHandoff | None = field(default=None, compare=False, repr=False)
+    dask_scheduler: str | None = None
 
     @classmethod
     def local(cls, spec: ModelSpec, as_of: date | datetime | str, *, settings: Settings | None = None,
               **kwargs: Any) -> "RunEnv":
-        """A run outside Airflow (CLI, tests): S3 clients default to boto3's from the environment."""
+        """A run outside Airflow (CLI, tests): S3 clients default to boto3's from the environment,
+        the Dask scheduler to ``settings.dask_scheduler``."""
         from pipeline.storage import default_s3_client, is_s3
 
         settings = settings or Settings.from_env()
@@ -83,6 +88,8 @@ class RunEnv:
             kwargs.setdefault("artifact_s3_client", default_s3_client())
         if spec.source.kind == "lake" and is_s3(spec.source.uri or ""):
             kwargs.setdefault("source_s3_client", default_s3_client())
+        if not kwargs.get("dask_scheduler"):
+            kwargs["dask_scheduler"] = settings.dask_scheduler or None
         return cls(spec=spec, settings=settings, as_of=to_as_of(as_of), **kwargs)
 
     @property

@@ -28,6 +28,11 @@ Contract:
   scores best on the post-change validation window; ``covariate`` windows weight every labelled
   row towards the post-change feature mix (and write ``test_weights.parquet`` beside the test
   window for the evaluation). The choice and every strategy's score are in ``adaptation.json``.
+* ``spec.training.engine: dask`` fits the candidate on a Dask cluster (:mod:`pipeline.train_dask`):
+  the train window is read by the workers and never held here whole; this process holds the
+  baseline's sample of it and the valid and test windows. Same parameters, early stopping,
+  artifacts and logged model types; the run is tagged ``driftline.training.engine``. A weighted
+  retrain (windows anchored at a change point) is fitted locally (:func:`training_engine`).
 * With a ``sqlite:///`` tracking URI, a newly created experiment stores its artifacts in
   ``mlartifacts/`` beside the database file instead of ``./mlruns`` under the current directory.
 """
@@ -127,7 +132,8 @@ class TrainResult(Record):
 
 
 def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
-          lineage: dict[str, str] | None = None, trigger: str | None = None) -> TrainResult:
+          lineage: dict[str, str] | None = None, trigger: str | None = None,
+          dask_scheduler: str | None = None) -> TrainResult:
     """Fit candidate and baseline on ``split`` and record them in one MLflow run.
 
     Args:
@@ -142,6 +148,8 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         trigger: what started the run, as the run name shows it (``scheduled``, ``manual``,
             ``backfill``, ``drift``, ``cli``, ...); default: ``lineage["driftline.trigger"]``,
             else ``manual``.
+        dask_scheduler: the Dask scheduler the candidate trains on when ``spec.training.engine``
+            is ``dask`` (:mod:`pipeline.train_dask`); ignored otherwise.
 
     Returns:
         The :class:`TrainResult`.
@@ -150,22 +158,60 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         TrainError: the target is missing in some rows, a binary target does not have exactly
             two classes 0/1 in the train window, or there are no feature columns.
         StorageError: a split file cannot be read.
+        DaskUnavailable: (engine ``dask``) the scheduler cannot be reached or has no workers.
     """
+    engine = training_engine(spec, split)
+    trigger = trigger or (lineage or {}).get("driftline.trigger") or "manual"
+    lineage = {**(lineage or {}), "driftline.training.engine": engine}
+    if engine != "dask":
+        return _train_windows(spec, split, store, tracking_uri, lineage, trigger, None)
+    from pipeline.train_dask import DaskTraining
+
+    with DaskTraining.open(spec, split, store, dask_scheduler) as cluster:
+        lineage["driftline.training.dask_workers"] = str(cluster.n_workers)
+        return _train_windows(spec, split, store, tracking_uri, lineage, trigger, cluster)
+
+
+def training_engine(spec: "ModelSpec", split: Split) -> str:
+    """Where the candidate of ``split`` is fitted: ``spec.training.engine``, except that a retrain
+    with weighted windows (a plan anchored at a change point) is fitted locally: its weights are
+    computed from all rows in this process."""
+    kind = (split.plan or {}).get("kind", "standard")
+    if spec.training.engine == "dask" and kind != "standard" and (split.plan or {}).get("change_point"):
+        log.warning("%s: the %s windows after a change are weighted, which the dask engine does not do: "
+                    "training locally", spec.name, kind)
+        return "local"
+    return spec.training.engine
+
+
+def _train_windows(spec: "ModelSpec", split: Split, store: Store, tracking_uri: str, lineage: dict[str, str],
+                   trigger: str, cluster: Any) -> TrainResult:
+    """Read the windows (the train window stays on the cluster when there is one) and train."""
     # Only the columns training uses (the windows keep every column for evaluation and audits).
     needed = [*spec.model_columns, spec.target_column, spec.timestamp_column]
-    frames = {name: store.read_parquet(split.window_uri(name), columns=needed) for name in WINDOW_NAMES}
     columns = list(spec.model_columns)
+    rows: dict[str, int] = {}
+    if cluster is None:
+        frames = {name: store.read_parquet(split.window_uri(name), columns=needed) for name in WINDOW_NAMES}
+        recent = store.read_parquet(split.recent_uri, columns=needed) if split.recent_uri else None
+        fit_candidate = None
+    else:
+        # This process holds the baseline's sample of the train window (at most BASELINE_MAX_ROWS
+        # rows) and the valid and test windows (scores, metrics, datasets).
+        frames = {"train": cluster.train_sample(BASELINE_MAX_ROWS),
+                  **{name: store.read_parquet(split.window_uri(name), columns=needed) for name in ("valid", "test")}}
+        rows["train"] = cluster.rows
+        recent, fit_candidate = None, cluster.fit_candidate
     X = {name: frame[columns] for name, frame in frames.items()}
-    y = {name: _target(spec, frame, name, split.window_uri(name)) for name, frame in frames.items()}
-    recent = store.read_parquet(split.recent_uri, columns=needed) if split.recent_uri else None
+    y = {name: _target(spec, frame, name if name not in rows else f"{name} (sample)", split.window_uri(name))
+         for name, frame in frames.items()}
 
     # The MLflow run (experiment, tags, window params, datasets) is opened beside the fit: that
     # bookkeeping waits on the tracking store and needs no model.
     side = _Side()
-    side.start("mlflow_run", _open_run, spec, split, lineage or {}, tracking_uri, frames,
-               trigger or (lineage or {}).get("driftline.trigger") or "manual")
+    side.start("mlflow_run", _open_run, spec, split, lineage, tracking_uri, frames, trigger, rows)
     try:
-        return _train(spec, split, store, tracking_uri, frames, X, y, recent, side)
+        return _train(spec, split, store, tracking_uri, frames, X, y, recent, side, fit_candidate)
     except BaseException:
         _abandon_run(side, tracking_uri)
         raise
@@ -173,7 +219,7 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
 
 def _train(spec: "ModelSpec", split: Split, store: Store, tracking_uri: str, frames: dict[str, pd.DataFrame],
            X: dict[str, pd.DataFrame], y: dict[str, np.ndarray], recent: pd.DataFrame | None,
-           side: "_Side") -> TrainResult:
+           side: "_Side", fit_candidate: Any = None) -> TrainResult:
     started = time.perf_counter()
     trials, w_valid, w_test, adaptation = _weighting(spec, split, frames, recent)
     # The baseline is cheap and single-threaded: it is fitted beside the candidate, not after it,
@@ -184,7 +230,10 @@ def _train(spec: "ModelSpec", split: Split, store: Store, tracking_uri: str, fra
     fitted: dict[str, tuple[Any, int, float | None]] = {}
     valid_scores: dict[str, np.ndarray] = {}
     for strategy, w_train in trials.items():
-        model, best = _fit_candidate(spec, X["train"], y["train"], X["valid"], y["valid"], w_train, w_valid)
+        if fit_candidate is None:
+            model, best = _fit_candidate(spec, X["train"], y["train"], X["valid"], y["valid"], w_train, w_valid)
+        else:
+            model, best = fit_candidate(w_train, w_valid)
         valid_scores[strategy] = score(spec, model, X["valid"])
         value = _metrics(spec, y["valid"], valid_scores[strategy], w_valid)[spec.primary_metric]
         fitted[strategy] = (model, best, value)
@@ -266,14 +315,18 @@ def _train(spec: "ModelSpec", split: Split, store: Store, tracking_uri: str, fra
 
 
 def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking_uri: str,
-              frames: dict[str, pd.DataFrame], trigger: str) -> tuple[str, str, str]:
+              frames: dict[str, pd.DataFrame], trigger: str, rows: dict[str, int] | None = None
+              ) -> tuple[str, str, str]:
     """Create the training run: ``(experiment id, run id, run name)``, with its tags (MLflow's
     context tags, as ``mlflow.start_run`` sets them, plus driftline's and ``lineage``), the
     spec's parameters and windows, and the three windows as datasets. Everything but the model
-    and its results, so it runs beside the fit."""
+    and its results, so it runs beside the fit. ``rows`` gives the true row count of a window
+    of which ``frames`` holds a sample (its dataset's profile says the window's)."""
+    import json
+
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.entities import DatasetInput, InputTag, Param
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Param
     from mlflow.tracking.context.registry import resolve_tags
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -292,7 +345,12 @@ def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking
         dataset = mlflow.data.from_pandas(frame, source=split.window_uri(name), name=name,
                                           targets=spec.target_column, digest=_window_digest(split, name))
         _preset_schema(dataset, frame)
-        inputs.append(DatasetInput(dataset=dataset._to_mlflow_entity(),
+        entity = dataset._to_mlflow_entity()
+        if name in (rows or {}):
+            entity = Dataset(name=entity.name, digest=entity.digest, source_type=entity.source_type,
+                             source=entity.source, schema=entity.schema,
+                             profile=json.dumps({"num_rows": rows[name], "num_elements": rows[name] * frame.shape[1]}))
+        inputs.append(DatasetInput(dataset=entity,
                                    tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=_INPUT_CONTEXTS[name])]))
     client.log_inputs(run_id, datasets=inputs)
     _warm_imports()
@@ -498,17 +556,22 @@ def _target(spec: "ModelSpec", frame: pd.DataFrame, window: str, uri: str) -> np
     if col not in frame.columns:
         raise TrainError(f"{window} window has no target column {col!r} ({uri})")
     values = pd.to_numeric(frame[col], errors="coerce")
-    missing = int(values.isna().sum())
+    binary = spec.task == "binary"
+    check_target(spec, window, uri, len(frame), int(values.isna().sum()),
+                 sorted(values.dropna().unique().tolist()) if binary else [])
+    return values.to_numpy(dtype=np.int64 if binary else float)
+
+
+def check_target(spec: "ModelSpec", window: str, uri: str, rows: int, missing: int, classes: list[Any]) -> None:
+    """Raise :class:`TrainError` when a window's target (``rows`` rows, ``missing`` of them without
+    a number, the distinct ``classes`` of a binary one) cannot train or score a model."""
+    col = spec.target_column
     if missing:
-        raise TrainError(f"{window} window: {missing} of {len(frame)} rows have no numeric {col!r}; validation "
+        raise TrainError(f"{window} window: {missing} of {rows} rows have no numeric {col!r}; validation "
                          f"should have quarantined them ({uri})")
-    if spec.task == "regression":
-        return values.to_numpy(dtype=float)
-    classes = sorted(values.unique().tolist())
-    if not set(classes) <= {0, 1} or (window == "train" and len(classes) != 2):
+    if spec.task == "binary" and (not set(classes) <= {0, 1} or (window == "train" and len(classes) != 2)):
         raise TrainError(f"{window} window: binary target {col!r} must hold both classes 0 and 1, found {classes} "
-                         f"in {len(frame)} rows ({uri})")
-    return values.to_numpy(dtype=np.int64)
+                         f"in {rows} rows ({uri})")
 
 
 def _metrics(spec: "ModelSpec", y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None

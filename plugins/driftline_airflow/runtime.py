@@ -76,7 +76,8 @@ def run_env(model: str, context: Any | None = None) -> Any:
 
     Connections: an ``s3://`` artifact root or lake uses the spec's AWS connection
     (``artifacts_conn_id`` / ``source.conn_id``) through ``S3Hook``; a Postgres source uses
-    ``PostgresHook`` on ``source.conn_id`` (default ``postgres_default``).
+    ``PostgresHook`` on ``source.conn_id`` (default ``postgres_default``); a spec that trains on
+    Dask (``training.engine: dask``) gets its scheduler address from ``training.conn_id``.
     """
     from airflow.sdk import get_current_context
 
@@ -98,6 +99,8 @@ def run_env(model: str, context: Any | None = None) -> Any:
         source_s3 = _s3_client(spec.source.conn_id or spec.artifacts_conn_id)
     elif spec.source.kind == "postgres":
         pg_uri = _postgres_uri(spec.source.conn_id or "postgres_default")
+
+    dask_scheduler = dask_address(spec.training.conn_id) if spec.training.engine == "dask" else None
 
     trigger = trigger_from_context(context)
     ti = context.get("ti")
@@ -122,6 +125,7 @@ def run_env(model: str, context: Any | None = None) -> Any:
         dry_run=bool(params.get("dry_run", False)),
         force_promote=bool(params.get("force_promote", False)),
         reason=str(params.get("reason") or "") or None,
+        dask_scheduler=dask_scheduler,
     )
 
 
@@ -200,6 +204,25 @@ def _s3_client(conn_id: str) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+def dask_address(conn_id: str) -> str | None:
+    """The Dask scheduler address of connection ``conn_id``: its host as given when that is
+    already an address (``tcp://...``, ``tls://...``), else ``tcp://<host>:<port or 8786>``
+    (e.g. ``AIRFLOW_CONN_DASK_DEFAULT='generic://dask-scheduler:8786'``). ``None`` when the
+    connection does not exist: every task of the model builds its RunEnv, but only training
+    needs the scheduler, and it fails naming the connection to set."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    host = (conn.host or "").strip()
+    if not host:
+        return None
+    return host if "://" in host else f"tcp://{host}:{conn.port or 8786}"
 
 
 def _postgres_uri(conn_id: str) -> str:
