@@ -46,6 +46,26 @@ MARKER = "DRIFTLINE_STACK_DIR"
 BUCKETS = ("lake", "artifacts", "mlflow")
 DATABASES = ("airflow", "mlflow", "source")
 CELERY_WORKERS = 2
+#: Each compose service and what stands for it here (a process's pid/log name, or a step of `up`).
+COMPOSE_SERVICES = {
+    "postgres": "postgres",
+    "minio": "s3 (moto_server)",
+    "minio-init": "up: buckets created through the S3 API",
+    "mlflow": "mlflow",
+    "airflow-init": "airflow-init (airflow db migrate, admin password file)",
+    "airflow-apiserver": "airflow-apiserver",
+    "airflow-scheduler": "airflow-scheduler",
+    "airflow-dag-processor": "airflow-dag-processor",
+    "airflow-triggerer": "airflow-triggerer",
+    "redis": "redis",
+    "airflow-worker": ", ".join(f"airflow-worker-{i}" for i in range(1, CELERY_WORKERS + 1)),
+    "demo-data": "demo-data (run by every up)",
+}
+#: Compose variables the native stack does not read, and why.
+COMPOSE_ONLY_VARIABLES = {
+    "MINIO_CONSOLE_PORT": "moto has no web console",
+    "AIRFLOW_UID": "processes run as the invoking user; no bind mounts",
+}
 #: Settings only the native stack has (compose has no host port for Redis, no demo size, and
 #: fixed container ports where these processes share one host).
 NATIVE_DEFAULTS = {
@@ -53,6 +73,8 @@ NATIVE_DEFAULTS = {
     "REDIS_PORT": "6379",
     "STACK_CELERY_CONCURRENCY": "2",
     "DEMO_ROWS_PER_DAY": "2000",
+    # A task whose worker died is failed (and retried) after this many seconds without a heartbeat.
+    "STACK_TASK_HEARTBEAT_TIMEOUT": "60",
 }
 #: Ports Airflow components open besides the ones people use; chosen free at first start.
 INTERNAL_PORTS = ("SCHEDULER_HEALTH_PORT", "TRIGGERER_LOG_PORT",
@@ -266,6 +288,7 @@ class Stack:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": v["TRIGGERER_LOG_PORT"],
             # Default 16 prefork slots per worker; two workers share two cores here.
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": v["STACK_CELERY_CONCURRENCY"],
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": v["STACK_TASK_HEARTBEAT_TIMEOUT"],
             "OMP_WAIT_POLICY": "PASSIVE",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         }
