@@ -35,7 +35,7 @@ def _test_spec(path: Path) -> dict:
     spec = yaml.safe_load(path.read_text())
     spec.update(schedule=None, monitor_schedule=None, expectations_dir=str(REPO / "expectations"),
                 label_delay_days=0)
-    spec["windows"] = {"train_days": 21, "valid_days": 5, "test_days": 5, "monitor_days": 1}
+    spec["windows"] = {"train_days": 21, "valid_days": 5, "test_days": 5, "monitor_days": 2}
     spec["params"].update(n_estimators=30, early_stopping_rounds=10)
     spec["validation"]["min_rows"] = 100
     spec["promotion"].update(n_bootstrap=50, slice_min_rows=50)
@@ -80,10 +80,12 @@ def stack():
     finally:
         down = subprocess.run([*cli, "down"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
         left = [p for p in psutil.process_iter() if _carries(p, MARKER, str(root))]
-        logs = root / "logs"
-        if down.returncode != 0 or left:
-            kept = Path(tempfile.mkdtemp(prefix="driftline-stack-logs-"))
-            shutil.copytree(logs, kept / "logs", dirs_exist_ok=True)
+        # The stack's and the tasks' logs outlive it, for a failure's post-mortem.
+        kept = Path(tempfile.mkdtemp(prefix="driftline-stack-test-logs-"))
+        for logs in (root / "logs", root / "airflow" / "logs"):
+            if logs.exists():
+                shutil.copytree(logs, kept / logs.relative_to(root), dirs_exist_ok=True)
+        print(f"stack logs kept in {kept}", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
         assert down.returncode == 0, down.stderr[-2000:]
         assert not left, f"processes left after stack down: {[(p.pid, p.name()) for p in left]}"
