@@ -75,6 +75,9 @@ NATIVE_DEFAULTS = {
     "DEMO_ROWS_PER_DAY": "2000",
     # A task whose worker died is failed (and retried) after this many seconds without a heartbeat.
     "STACK_TASK_HEARTBEAT_TIMEOUT": "60",
+    # A task a dead worker had received but not yet started stays queued (its Celery message is
+    # unacknowledged for hours): the scheduler queues it again after this many seconds (Airflow: 600).
+    "STACK_TASK_QUEUED_TIMEOUT": "120",
 }
 #: Ports Airflow components open besides the ones people use; chosen free at first start.
 INTERNAL_PORTS = ("SCHEDULER_HEALTH_PORT", "TRIGGERER_LOG_PORT",
@@ -289,6 +292,7 @@ class Stack:
             # Default 16 prefork slots per worker; two workers share two cores here.
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": v["STACK_CELERY_CONCURRENCY"],
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": v["STACK_TASK_HEARTBEAT_TIMEOUT"],
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": v["STACK_TASK_QUEUED_TIMEOUT"],
             "OMP_WAIT_POLICY": "PASSIVE",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         }

@@ -67,7 +67,7 @@ def stack():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DRIFTLINE", "MLFLOW", "AWS_"))}
     env.update({MARKER: str(root), "DRIFTLINE_CONFIG_DIR": str(config), "PYTHONPATH": str(REPO),
                 "DEMO_START": "2026-01-01", "DEMO_DAYS": "41", "DEMO_DRIFT_DAY": DRIFT_DAY, "DEMO_ROWS_PER_DAY": "300",
-                "STACK_TASK_HEARTBEAT_TIMEOUT": "20",
+                "STACK_TASK_HEARTBEAT_TIMEOUT": "20", "STACK_TASK_QUEUED_TIMEOUT": "45",
                 **{name: str(_free_port()) for name in ("POSTGRES_PORT", "REDIS_PORT", "MINIO_API_PORT",
                                                         "MLFLOW_PORT", "AIRFLOW_PORT")}})
     cli = [sys.executable, "-m", "stack"]
@@ -216,7 +216,9 @@ def test_two_models_on_celery_survive_a_killed_worker(stack):
         assert drift["state"] == "success", drift
         assert drift["conf"]["trigger"] == "drift"
 
-    # 3. MLflow links resolve on the tracking server; artifacts are in S3; one alias move per promotion.
+    # 3. MLflow links resolve on the tracking server; artifacts are in S3; the champion alias moved
+    # exactly once per model: the seed's first champion, though its `train` ran twice (the drift
+    # retrain's candidate loses to it on this seeded data: vs_champion and slice gates).
     settings = Settings.from_env({**stack.driftline_env()})
     client = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     s3 = stack.s3_client()
@@ -230,7 +232,8 @@ def test_two_models_on_celery_survive_a_killed_worker(stack):
         spec = load_spec(stack.config_dir / f"{model}.yaml", settings)
         moves = registry.history(client, spec)
         promoted = _promoted_runs(s3, model)
-        assert len(moves) == len(promoted) >= 1, (moves, promoted)
+        assert len(moves) == len(promoted) == 1, (moves, promoted)
+        assert f"/runs/{SEED_DAY}/" in promoted[0], promoted
         assert registry.get_champion(client, spec) is not None
     mlflow_objects = s3.list_objects_v2(Bucket="mlflow").get("KeyCount", 0)
     driftline_objects = s3.list_objects_v2(Bucket="artifacts", Prefix="driftline/").get("KeyCount", 0)
