@@ -38,12 +38,14 @@ NIGHTLY_RUN := 2026-02-26
 MONITOR_DAYS := 2026-03-01 2026-03-02 2026-03-03 2026-03-04 2026-03-05 2026-03-06 2026-03-07 2026-03-08 \
   2026-03-09 2026-03-10 2026-03-11
 
-.PHONY: help venv run demo-fresh demo-data airflow-db up down test test-fast bench bench-monitor clean
+.PHONY: help venv run demo-fresh demo-data airflow-db up down stack-up stack-down stack-status test test-fast bench bench-monitor clean
 
 help:
 	@echo "make run    venv, install, demo data, retrain + monitor DAGs end to end, then where to look"
 	@echo "make test   the test suite"
 	@echo "make up     Airflow (standalone, SQLite) on :8080 and the MLflow UI on :5000; make down stops them"
+	@echo "make stack-up  the compose topology natively: PostgreSQL, Redis, S3 API, MLflow server, Airflow + 2 Celery workers"
+	@echo "make stack-down  stops it (logs stay in .driftline/stack/logs)"
 	@echo "make bench  benchmarks (JSON in benchmarks/results/); make bench-monitor: the monitor vs Evidently"
 
 venv: $(BIN)/.installed
@@ -124,6 +126,18 @@ down:
 	  if [ -f $$f ]; then pid=$$(cat $$f); kill -TERM -- -$$pid 2>/dev/null || true; \
 	    for i in $$(seq 1 30); do kill -0 -- -$$pid 2>/dev/null || break; sleep 1; done; \
 	    kill -KILL -- -$$pid 2>/dev/null || true; rm -f $$f; echo "stopped $$name"; fi; done
+
+# The compose topology from Debian and Python packages on 127.0.0.1 (stack/native.py); the compose
+# file's variable names (POSTGRES_PORT, AIRFLOW_PORT, ...) from the environment or .env.
+stack-up: venv
+	$(BIN)/python -m stack up
+
+stack-down:
+	@test -x $(BIN)/python || { echo "no $(BIN)/python: nothing was started by make stack-up"; exit 0; }
+	$(BIN)/python -m stack down
+
+stack-status:
+	$(BIN)/python -m stack status
 
 test: venv
 	$(BIN)/python -m pytest -q --timeout 1200
