@@ -106,6 +106,8 @@ run: demo-fresh demo-data airflow-db
 	@echo "Where to look:"
 	@echo "  decision records  $(DRIFTLINE_HOME)/artifacts/$(MODEL)/runs/<date>/decision.json  (python -m pipeline show $(MODEL) --date D)"
 	@echo "  monitor records   $(DRIFTLINE_HOME)/artifacts/$(MODEL)/monitor/<date>/decision.json, report.html"
+	@echo "  model health      $(DRIFTLINE_HOME)/artifacts/$(MODEL)/monitor/<date>/<run id>/dashboard.html  (python -m pipeline dashboard $(MODEL))"
+	@echo "  Data Docs         $(DRIFTLINE_HOME)/artifacts/$(MODEL)/data_docs/index.html  (every validation, newest first)"
 	@echo "  task logs         $(DRIFTLINE_HOME)/*.log"
 	@echo "  UIs               make up  ->  Airflow http://127.0.0.1:8080, MLflow http://127.0.0.1:5000"
 
