@@ -356,6 +356,7 @@ class _SnapshotWriter:
     #: step of the same process gets the snapshot without reading the file back.
     handoff: Any = None
     kept_tables: list[pa.Table] = field(default_factory=list)
+    _kept_bytes: int = 0
     units_read: int = 0
     hash_sum: int = 0
     dtypes: dict[str, str] = field(default_factory=dict)
@@ -433,11 +434,12 @@ class _SnapshotWriter:
         self.rows += table.num_rows
 
     def _keep(self, table: pa.Table) -> None:
-        if self.handoff.fits(sum(t.nbytes for t in self.kept_tables) + table.nbytes):
+        if self.handoff.fits(self._kept_bytes + table.nbytes):
             self.kept_tables.append(table)
+            self._kept_bytes += table.nbytes
             return
         # Over the budget: this run is too large to hand over; every step reads its files.
-        self.kept_tables = []
+        self.kept_tables, self._kept_bytes = [], 0
         self.handoff.disable()
         self.handoff = None
 
@@ -544,7 +546,7 @@ class _SnapshotWriter:
     def discard(self) -> None:
         """Release everything and delete the local file (after a failure or once copied)."""
         self._pending = []
-        self.kept_tables = []
+        self.kept_tables, self._kept_bytes = [], 0
         if self._write_future is not None:
             self._write_future.exception()
             self._write_future = None

@@ -134,7 +134,6 @@ class FrameHandoff:
     def __init__(self, budget_bytes: int):
         self.budget_bytes = int(budget_bytes)
         self.used_bytes = 0
-        self.hits = 0
         self.enabled = self.budget_bytes > 0
         self._kept: dict[str, tuple[Any, Any, int]] = {}
 
@@ -187,12 +186,10 @@ class FrameHandoff:
         if not isinstance(frame, pd.DataFrame):
             names = frame.column_names if columns is None else [c for c in dict.fromkeys(columns)
                                                                   if c in frame.column_names]
-            self.hits += 1
             return frame.select(names).to_pandas()
         if columns is not None:
             frame = frame[[c for c in dict.fromkeys(columns) if c in frame.columns]]
         frame = frame.loc[rows] if rows is not None else frame
-        self.hits += 1
         if isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1:
             return frame.copy(deep=False)
         return frame.reset_index(drop=True)

@@ -18,6 +18,7 @@ runs (same ``AIRFLOW_HOME``), never one a live scheduler uses.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from typing import Any
@@ -63,8 +64,6 @@ def run_queued(dag: Any, conf: dict | None = None) -> list[tuple[str, str, str]]
 
 
 def _canonical(conf: dict) -> str:
-    import json
-
     return json.dumps(conf, sort_keys=True, default=str)
 
 
@@ -84,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     if dag is None:
         print(f"no DAG {args.dag_id!r} in {conf.get('core', 'dags_folder')}", file=sys.stderr)
         return 1
-    import json
-
     done = run_queued(dag, json.loads(args.conf) if args.conf else None)
     if not done:
         print(f"no queued run of {args.dag_id}", file=sys.stderr)

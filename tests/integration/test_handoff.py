@@ -45,7 +45,7 @@ def _outcome(report: dict, env: RunEnv) -> tuple:
             evaluation["metrics"]["candidate"]["roc_auc"]["estimate"], evaluation["rows"])
 
 
-def test_handed_frames_equal_their_files_and_the_run_decides_the_same(settings, spec, mlflow_uri):
+def test_handed_frames_equal_their_files_and_the_run_decides_the_same(settings, spec, mlflow_uri, monkeypatch):
     settings = replace(settings, mlflow_tracking_uri=mlflow_uri)
     generate(settings.lake_root, date(2026, 1, 1), 45, DemoOptions(rows_per_day=400), model=spec.name)
 
@@ -58,10 +58,21 @@ def test_handed_frames_equal_their_files_and_the_run_decides_the_same(settings, 
     assert any(c.startswith("train.parquet[") for c in handoff.checked), handoff.checked
     assert handoff.used_bytes == 0  # cleared when the run ended
 
+    # DRIFTLINE_HANDOFF_MB=0: run_all makes no handoff at all, so every step reads its files.
+    import pipeline.storage
+
+    made: list[int] = []
+
+    class CountedHandoff(FrameHandoff):
+        def __init__(self, budget_bytes: int):
+            made.append(budget_bytes)
+            super().__init__(budget_bytes)
+
+    monkeypatch.setattr(pipeline.storage, "FrameHandoff", CountedHandoff)
     without = RunEnv.local(spec, "2026-02-12", settings=replace(settings, handoff_mb=0), dry_run=True,
                            trigger={"kind": "manual", "run_id": "files"})
     second = retrain.run_all(without)
-    assert without.handoff is None
+    assert made == []
     assert _outcome(first, with_handoff) == _outcome(second, without)
 
 
