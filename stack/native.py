@@ -244,6 +244,7 @@ class Stack:
             "AWS_DEFAULT_REGION": "us-east-1",
             "PYTHONPATH": str(REPO),
             "GX_ANALYTICS_ENABLED": "false",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
         }
 
     def airflow_env(self) -> dict[str, str]:
