@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force-promote", action="store_true", help="skip gates 2-6 (needs --reason)")
     run.add_argument("--reason", help="why (recorded); required with --force-promote")
     run.add_argument("--pg-uri", help="PostgreSQL URI for a postgres source")
+    run.add_argument("--data-docs", action="store_true",
+                     help="render the validation's Data Docs after the decision (default: leave them for "
+                          "`data-docs`, as the DAG leaves them to its data_docs task; a failed validation "
+                          "renders them at once)")
     run.add_argument("--dask-scheduler", metavar="ADDRESS",
                      help="Dask scheduler (tcp://host:8786) for a spec with training.engine: dask "
                           "(default: DRIFTLINE_DASK_SCHEDULER)")
@@ -142,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a run conf as JSON, e.g. the monitor's request: "
                           "$(python -m pipeline show MODEL --monitor --date D --trigger-conf)")
     run.set_defaults(func=cmd_run, check=_check_run)
+
+    docs = sub.add_parser("data-docs", help="render the Data Docs retrain runs left pending",
+                          description="Runs leave their validation's Data Docs to the DAG's data_docs task (or "
+                                      "this command); this renders the pending ones from each run's stored "
+                                      "GX results.")
+    docs.add_argument("model")
+    docs.add_argument("--date", type=_day, help="only the runs of this as-of day (default: every day)")
+    docs.add_argument("--all", action="store_true", help="re-render rendered ones too")
+    docs.set_defaults(func=cmd_data_docs)
 
     mon = sub.add_parser("monitor", help="run the drift monitor for one date in this process (no Airflow)")
     mon.add_argument("model")
@@ -272,9 +285,34 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline import retrain
+    from pipeline.storage import join
 
     env = _env(args, settings, dry_run=args.dry_run, force_promote=args.force_promote, reason=args.reason)
-    _print_json(retrain.run_all(env))
+    report = retrain.run_all(env, data_docs=args.data_docs)
+    _print_json(report)
+    validation = join(env.run_prefix, "validation.json")
+    if not args.data_docs and env.store.exists(validation) and env.store.read_json(validation).get("data_docs_pending"):
+        print(f"Data Docs are pending: python -m pipeline data-docs {env.spec.name} --date {env.day} renders them",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_data_docs(args: argparse.Namespace, settings: Settings) -> int:
+    """Render the Data Docs that retrain runs left pending (of one date, or of every date)."""
+    from pipeline.artifacts import date_prefix
+    from pipeline.config import find_spec
+    from pipeline.storage import Store, default_s3_client, is_s3, join
+    from pipeline.validate import render_data_docs
+
+    spec = find_spec(args.model, settings)
+    prefix = (date_prefix(settings.artifact_root, spec.name, args.date, "runs") if args.date
+              else join(settings.artifact_root, spec.name, "runs"))
+    store = Store.for_uri(prefix, default_s3_client() if is_s3(prefix) else None)
+    rendered = []
+    for uri in sorted(u for u in store.list(prefix) if u.endswith("/validation.json")):
+        if args.all or store.read_json(uri).get("data_docs_pending"):
+            rendered.append(render_data_docs(store, uri.rsplit("/", 1)[0]))
+    _print_json({"rendered": rendered, "model_site": join(settings.artifact_root, spec.name, "data_docs", "index.html")})
     return EXIT_OK
 
 

@@ -95,6 +95,16 @@ class DocsTarget:
                    run_time=run_time_of(run_id), model_site=join(artifact_root, model, "data_docs"))
 
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "asset_name": self.asset_name, "run_name": self.run_name,
+                "batch": self.batch, "run_time": self.run_time.isoformat(), "model_site": self.model_site}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DocsTarget:
+        return cls(model=raw["model"], asset_name=raw["asset_name"], run_name=raw["run_name"], batch=raw["batch"],
+                   run_time=datetime.fromisoformat(raw["run_time"]), model_site=raw.get("model_site"))
+
+
 def run_time_of(run_id: str) -> datetime:
     """The UTC instant a run id (``YYYYmmddTHHMMSSfffZ-xxxxxx``) encodes; now for any other id."""
     try:
@@ -113,8 +123,9 @@ def write_data_docs(store: Store, site_uri: str, report: dict[str, Any],
         site_uri: the run's site folder (``<out_prefix>/data_docs``).
         report: the validation report (``success``, ``failures``, ``warnings``, ``problems``,
             counts, ``suite_name``) -- the verdict the pages show.
-        evidence: ``(expectation, GX ExpectationValidationResult or None)`` for every expectation
-            of the suite, in order; None = its column is missing from the data.
+        evidence: ``(expectation, GX result JSON or None)`` for every expectation of the suite,
+            in order (the JSON is ``ExpectationValidationResult.to_json_dict()`` without its
+            configuration, as :mod:`pipeline.validate` stores it); None = its column is missing.
         target: names and the model site.
 
     Returns:
@@ -164,7 +175,12 @@ def _suite_result(report: dict[str, Any], evidence: list[tuple[dict[str, Any], A
                 exception_info={"raised_exception": True, "exception_traceback": missing,
                                 "exception_message": missing})
         else:
-            gx_result = copy.deepcopy(gx_result)
+            config = ExpectationConfiguration(type=exp["type"], kwargs=copy.deepcopy(exp["kwargs"]),
+                                              meta=copy.deepcopy(exp["meta"]))
+            gx_result = ExpectationValidationResult(
+                success=gx_result.get("success"), expectation_config=config,
+                result=copy.deepcopy(gx_result.get("result") or {}), meta=copy.deepcopy(gx_result.get("meta") or {}),
+                exception_info=copy.deepcopy(gx_result.get("exception_info")))
         meta = gx_result.expectation_config.meta
         meta["attributes"] = {**meta.get("attributes", {}), "severity": exp["meta"]["severity"]}
         results.append(gx_result)

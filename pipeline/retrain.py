@@ -292,8 +292,21 @@ def validate_step(env: RunEnv, snapshot: Snapshot | dict) -> Any:
 
     snapshot = Snapshot.coerce(snapshot)
     docs = DocsTarget.for_run(env.settings.artifact_root, env.spec.name, env.day, env.run_id, "retrain", "snapshot")
-    report = validate(env.spec, snapshot.uri, env.store, env.run_prefix, labelled_before=env.labelled_end, docs=docs)
+    report = validate(env.spec, snapshot.uri, env.store, env.run_prefix, labelled_before=env.labelled_end, docs=docs,
+                      render_docs=False)
     return replace(report, snapshot_hash=snapshot.content_hash)
+
+
+def data_docs_step(env: RunEnv, validation: Any) -> dict[str, Any]:
+    """Render the validation's Data Docs (pending since :func:`validate_step`), off the critical
+    path: the DAG runs it as a task of its own beside split and train. Not a recorded step: it
+    decides nothing and holds no lease (it may finish after the run's report)."""
+    from pipeline.validate import ValidationReport, render_data_docs
+
+    validation = ValidationReport.coerce(validation)
+    uri = render_data_docs(env.store, env.run_prefix) if validation.data_docs_pending else validation.data_docs_uri
+    log.info("Data Docs: %s (model site %s)", uri, validation.model_data_docs_uri or "none")
+    return {"data_docs_uri": uri, "model_data_docs_uri": validation.model_data_docs_uri}
 
 
 def change_anchor(env: RunEnv) -> tuple[str | None, str | None, str]:
@@ -880,9 +893,11 @@ def repair_abandoned(env: RunEnv) -> list[str]:
     return repaired
 
 
-def run_all(env: RunEnv) -> dict:
+def run_all(env: RunEnv, data_docs: bool = True) -> dict:
     """Run every step in order in this process (the CLI's ``run`` and tests); returns the report
-    as a dict.
+    as a dict. ``data_docs``: render the validation's Data Docs once the decision is made (False
+    leaves them pending for ``python -m pipeline data-docs``; a failed validation renders them
+    anyway).
 
     A failing step stops the chain, and the report still records it (then raises RunFailed).
     Every step still writes its files; frames within ``settings.handoff_mb`` are also handed to
@@ -902,6 +917,8 @@ def run_all(env: RunEnv) -> dict:
         trained = train_step(env, split)
         evaluation = evaluate_step(env, split, trained)
         promote_step(env, evaluation)
+        if data_docs:
+            data_docs_step(env, validation)
     except Exception as err:  # recorded by the failing step; the report below explains and raises
         log.error("%s: %s", type(err).__name__, redact(str(err)))
     finally:

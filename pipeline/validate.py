@@ -6,9 +6,13 @@ Contract:
   decides anything, ``<out_prefix>/validation.json`` (the report), ``quarantine.parquet`` (rows
   that broke a row-level expectation, with a ``_quarantine_reason`` column naming every
   expectation each row broke), ``clean.parquet`` (every other row; ``rows == clean +
-  quarantine``) and ``data_docs/`` (GX Data Docs that work offline and show the verdict below
-  with each expectation's severity; see :mod:`pipeline.data_docs`, which also adds the page to the
-  model's own site when the caller names one). Then it raises
+  quarantine``), ``gx_results.json`` (every expectation's GX result, in GX's JSON) and
+  ``data_docs/`` (GX Data Docs that work offline and show the verdict below with each
+  expectation's severity; see :mod:`pipeline.data_docs`, which also adds the page to the model's
+  own site when the caller names one). With ``render_docs=False`` a validation that passes leaves
+  its Data Docs pending (``data_docs_pending`` in the report) for :func:`render_data_docs`, which
+  renders them from the stored results later -- the retrain DAG's ``data_docs`` task, beside
+  split and train. Then it raises
   :class:`ValidationFailed` when a critical expectation failed, more than
   ``spec.validation.max_quarantine_fraction`` of rows were quarantined, or fewer than
   ``spec.validation.min_rows`` valid rows remain.
@@ -29,6 +33,12 @@ Contract:
 * Labels arrive late: with ``labelled_before``, expectations on the target column judge only the
   rows stamped before it (a GX ``row_condition``), and the clean rows after it carry no label
   (the target is nulled), so no later stage can use a label it could not have had.
+
+Each expectation's result is GX's result: :mod:`pipeline.gx_native` computes it without
+importing GX where it can give exactly GX's JSON (the shipped suites' types; conformance-tested
+against GX's own engine), and GX computes the rest (imported only then). A suite's types are
+checked against :data:`GX_EXPECTATION_TYPES`, GX's registry as a list, so a validation whose
+expectations are all native never imports GX (~2 s).
 
 GX 1.24 predates pandas 3: its type expectations recognise neither the ``str`` dtype nor
 tz-aware datetimes, so GX sees a view of the frame with strings as ``object`` and timestamps as
@@ -64,6 +74,8 @@ from pipeline.errors import DriftlineError
 from pipeline.storage import Store, join
 
 REASON_COLUMN = "_quarantine_reason"
+#: Every expectation's GX result (GX's JSON), beside validation.json: what Data Docs render from.
+GX_RESULTS = "gx_results.json"
 SEVERITIES = ("critical", "warning")
 
 #: Expectations whose offending rows can be identified (and so quarantined).
@@ -74,6 +86,71 @@ ROW_LEVEL_TYPES = (
     "expect_column_values_to_be_unique",
     "expect_column_values_to_be_dateutil_parseable",
 )
+
+#: Every expectation type Great Expectations 1.x registers (checked against GX's registry by
+#: tests/unit/test_validate.py, so a GX upgrade that adds or drops one fails a test): a suite is
+#: checked without importing GX.
+GX_EXPECTATION_TYPES = frozenset({
+    "expect_column_distinct_values_to_be_in_set",
+    "expect_column_distinct_values_to_contain_set",
+    "expect_column_distinct_values_to_equal_set",
+    "expect_column_kl_divergence_to_be_less_than",
+    "expect_column_max_to_be_between",
+    "expect_column_mean_to_be_between",
+    "expect_column_median_to_be_between",
+    "expect_column_min_to_be_between",
+    "expect_column_most_common_value_to_be_in_set",
+    "expect_column_pair_values_a_to_be_greater_than_b",
+    "expect_column_pair_values_to_be_equal",
+    "expect_column_pair_values_to_be_in_set",
+    "expect_column_proportion_of_non_null_values_to_be_between",
+    "expect_column_proportion_of_unique_values_to_be_between",
+    "expect_column_quantile_values_to_be_between",
+    "expect_column_stdev_to_be_between",
+    "expect_column_sum_to_be_between",
+    "expect_column_to_exist",
+    "expect_column_type_to_be",
+    "expect_column_unique_value_count_to_be_between",
+    "expect_column_value_lengths_to_be_between",
+    "expect_column_value_lengths_to_equal",
+    "expect_column_value_z_scores_to_be_less_than",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_dateutil_parseable",
+    "expect_column_values_to_be_decreasing",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_in_type_list",
+    "expect_column_values_to_be_increasing",
+    "expect_column_values_to_be_json_parseable",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_of_type",
+    "expect_column_values_to_be_unique",
+    "expect_column_values_to_match_json_schema",
+    "expect_column_values_to_match_like_pattern",
+    "expect_column_values_to_match_like_pattern_list",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_match_regex_list",
+    "expect_column_values_to_match_strftime_format",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_not_be_outliers",
+    "expect_column_values_to_not_match_like_pattern",
+    "expect_column_values_to_not_match_like_pattern_list",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_not_match_regex_list",
+    "expect_compound_columns_to_be_unique",
+    "expect_multicolumn_sum_to_equal",
+    "expect_multicolumn_values_to_be_equal",
+    "expect_query_results_to_match_comparison",
+    "expect_select_column_values_to_be_unique_within_record",
+    "expect_table_column_count_to_be_between",
+    "expect_table_column_count_to_equal",
+    "expect_table_columns_to_match_ordered_list",
+    "expect_table_columns_to_match_set",
+    "expect_table_row_count_to_be_between",
+    "expect_table_row_count_to_equal",
+    "expect_table_row_count_to_equal_other_table",
+    "unexpected_rows_expectation",
+})
 
 _NUMERIC_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32",
                   "float64", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype",
@@ -124,6 +201,8 @@ class ValidationReport(Record):
         data_docs_uri: the run's Data Docs ``index.html``.
         model_data_docs_uri: the model's Data Docs ``index.html`` (every validation of the model),
             or "" when the caller named no model site.
+        gx_results_uri: every expectation's GX result (GX's JSON) and the Data Docs' names.
+        data_docs_pending: the Data Docs are not rendered yet (:func:`render_data_docs` renders them).
         suite_name: the suite that was run.
         quarantine_reasons: reason -> quarantined rows (a row may count under several).
         snapshot_hash: the validated snapshot's content hash (lineage), when the caller knows it.
@@ -144,11 +223,14 @@ class ValidationReport(Record):
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     snapshot_hash: str = ""
     model_data_docs_uri: str = ""
+    gx_results_uri: str = ""
+    data_docs_pending: bool = False
 
 
 def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, *,
              suite: dict | None = None, expectations_dir: Path | None = None,
-             labelled_before: Any = None, docs: DocsTarget | None = None) -> ValidationReport:
+             labelled_before: Any = None, docs: DocsTarget | None = None,
+             render_docs: bool = True) -> ValidationReport:
     """Validate one snapshot, write the report, quarantine, clean rows and Data Docs.
 
     Args:
@@ -165,6 +247,9 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
         docs: the Data Docs' names and the model site to add the page to
             (:meth:`DocsTarget.for_run` for a pipeline run); None = asset ``<model> snapshot``,
             run name the last folder of ``out_prefix``, no model site.
+        render_docs: render the Data Docs now; False leaves them to :func:`render_data_docs`
+            (a task of their own, off the run's critical path: GX's import and page rendering
+            cost about 3 s) unless the validation fails, which renders them at once.
 
     Returns:
         The :class:`ValidationReport` (``success`` is True: failures raise).
@@ -189,6 +274,7 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
         "quarantine_uri": join(out_prefix, "quarantine.parquet"),
         "clean_uri": join(out_prefix, "clean.parquet"),
         "data_docs_uri": join(out_prefix, "data_docs", "index.html"),
+        "gx_results_uri": join(out_prefix, GX_RESULTS),
     }
     report, keep, quarantine, evidence = _validate(spec, frame, suite)
     if labelled_before is not None:
@@ -197,17 +283,39 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
     store.write_parquet(uris["clean_uri"], frame, rows=keep)
     docs = docs or DocsTarget(model=spec.name, asset_name=f"{spec.name} snapshot",
                               run_name=out_prefix.rstrip("/").rsplit("/", 1)[-1], batch="snapshot")
-    from pipeline.data_docs import write_data_docs
-
-    write_data_docs(store, join(out_prefix, "data_docs"), report, evidence, docs)
     if docs.model_site:
         uris["model_data_docs_uri"] = join(docs.model_site, "index.html")
-    report = {**report, "snapshot_uri": snapshot_uri, **uris}
+    # A failed validation renders its Data Docs now: that is when someone needs to read them.
+    render_now = render_docs or not report["success"]
+    report = {**report, "snapshot_uri": snapshot_uri, **uris, "data_docs_pending": not render_now}
+    store.write_json(uris["gx_results_uri"], {
+        "suite_name": report["suite_name"], "docs": docs.to_dict(),
+        "results": [{"expectation": exp, "result": result} for exp, result in evidence]})
+    if render_now:
+        from pipeline.data_docs import write_data_docs
+
+        write_data_docs(store, join(out_prefix, "data_docs"), report, evidence, docs)
     store.write_json(uris["report_uri"], report)
     result = ValidationReport.from_dict(report)
     if not result.success:
         raise ValidationFailed(_failure_message(report, snapshot_uri), result)
     return result
+
+
+def render_data_docs(store: Store, out_prefix: str) -> str:
+    """Render the Data Docs of the validation stored under ``out_prefix`` (its ``validation.json``
+    and ``gx_results.json``): the run's site and its page in the model's site. Rendering again
+    rewrites the same pages. Returns the run site's ``index.html``."""
+    from pipeline.data_docs import DocsTarget, write_data_docs
+
+    report = store.read_json(join(out_prefix, "validation.json"))
+    stored = store.read_json(join(out_prefix, GX_RESULTS))
+    evidence = [(r["expectation"], r["result"]) for r in stored["results"]]
+    uri = write_data_docs(store, join(out_prefix, "data_docs"), report, evidence,
+                          DocsTarget.from_dict(stored["docs"]))
+    if report.get("data_docs_pending"):
+        store.write_json(join(out_prefix, "validation.json"), {**report, "data_docs_pending": False})
+    return uri
 
 
 def validate_frame(spec: ModelSpec, df: pd.DataFrame, suite: dict) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -459,7 +567,7 @@ def _checked_expectations(suite: dict) -> list[dict[str, Any]]:
     """Expectations with normalised meta; raises :class:`InvalidSuite` naming the suite (its file
     when known), the expectation's index and what is wrong with it."""
     name = suite.get("_source") or f"suite {suite.get('name', '<suite>')!r}"
-    known = _known_expectation_types()
+    known = GX_EXPECTATION_TYPES
     out = []
     for i, exp in enumerate(suite.get("expectations", [])):
         if not isinstance(exp, dict) or "type" not in exp:
@@ -484,14 +592,6 @@ def _checked_expectations(suite: dict) -> list[dict[str, Any]]:
         out.append({"type": exp["type"], "kwargs": dict(exp.get("kwargs") or {}),
                     "meta": {**meta, "severity": severity, "row_level": row_level}})
     return out
-
-
-def _known_expectation_types() -> set[str]:
-    """Every expectation type Great Expectations registers."""
-    _import_gx()
-    from great_expectations.expectations.registry import list_registered_expectation_implementations
-
-    return set(list_registered_expectation_implementations())
 
 
 def _gx_view(df: pd.DataFrame, strings_as_object: bool = False) -> pd.DataFrame:
@@ -544,16 +644,36 @@ def _run_gx(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]], f
     return [by_id[e.id] for e in suite.expectations]
 
 
+def _results(view: pd.DataFrame, name: str, expectations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each expectation's GX result as GX's JSON (``ExpectationValidationResult.to_json_dict()``
+    without its configuration), in order: computed by :mod:`pipeline.gx_native` where it gives
+    exactly GX's result, by GX itself (imported only then) for the rest."""
+    from pipeline import gx_native
+
+    results: list[dict[str, Any] | None] = [gx_native.evaluate(view, e) for e in expectations]
+    rest = [e for e, r in zip(expectations, results) if r is None]
+    if rest:
+        from_gx = iter(_run_gx(view, name, rest))
+        results = [r if r is not None else _gx_json(next(from_gx)) for r in results]
+    return results  # type: ignore[return-value]
+
+
+def _gx_json(result: Any) -> dict[str, Any]:
+    out = result.to_json_dict()
+    out.pop("expectation_config", None)
+    return out
+
+
 def _validate(spec: ModelSpec, df: pd.DataFrame, suite: dict
               ) -> tuple[dict, np.ndarray, pd.DataFrame, list[tuple[dict[str, Any], Any]]]:
     """``(report, clean-row mask, quarantined rows, evidence)``: the clean rows are left in
     ``df`` (a caller writes them with the mask rather than copying the whole frame); evidence is
-    ``(expectation, GX result or None for a missing column)`` per expectation, for Data Docs."""
+    ``(expectation, GX result JSON or None for a missing column)`` per expectation, for Data Docs."""
     expectations = _checked_expectations(_with_finite(suite, spec, df))
     name = suite.get("name") or spec.suite_name
     view = _gx_view(df)
     present = [e for e in expectations if e["kwargs"].get("column", None) in (None, *view.columns)]
-    gx_results = iter(_run_gx(view, name, present)) if present else iter(())
+    gx_results = iter(_results(view, name, present))
     n = len(df)
     entries: list[dict[str, Any]] = []
     evidence: list[tuple[dict[str, Any], Any]] = []
@@ -689,10 +809,10 @@ def _expected(exp: dict[str, Any]) -> dict[str, Any]:
 
 
 def _entry(exp: dict[str, Any], result: Any) -> dict[str, Any]:
-    """One expectation's outcome in the report's shape."""
+    """One expectation's outcome in the report's shape (``result``: GX's result JSON)."""
     column = exp["kwargs"].get("column")
-    body = result.result or {}
-    info = result.exception_info or {}
+    body = result.get("result") or {}
+    info = result.get("exception_info") or {}
     raised = bool(info.get("raised_exception")) if "raised_exception" in info else any(
         isinstance(v, dict) and v.get("raised_exception") for v in info.values())
     if raised:
@@ -713,7 +833,7 @@ def _entry(exp: dict[str, Any], result: Any) -> dict[str, Any]:
         "column": column,
         "severity": exp["meta"]["severity"],
         "row_level": exp["meta"]["row_level"],
-        "success": bool(result.success) and not raised,
+        "success": bool(result.get("success")) and not raised,
         "observed": observed,
         "expected": _expected(exp),
         "unexpected_count": _jsonable(body.get("unexpected_count")),

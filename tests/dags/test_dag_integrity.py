@@ -16,8 +16,8 @@ from pipeline.config import Settings, load_specs
 REPO = Path(__file__).resolve().parents[2]
 
 SPECS = load_specs(Settings.from_env().config_dir)
-RETRAIN_TASKS = {"ingest", "validate", "split_profile", "train", "evaluate", "promote", "publish_champion", "report"}
-RETRAIN_EDGES = {("ingest", "validate"), ("validate", "split_profile"), ("split_profile", "train"),
+RETRAIN_TASKS = {"ingest", "validate", "data_docs", "split_profile", "train", "evaluate", "promote", "publish_champion", "report"}
+RETRAIN_EDGES = {("ingest", "validate"), ("validate", "data_docs"), ("validate", "split_profile"), ("split_profile", "train"),
                  ("split_profile", "evaluate"), ("train", "evaluate"), ("evaluate", "promote"),
                  ("promote", "publish_champion"), ("promote", "report")}
 MONITOR_TASKS = {"champion", "ingest_window", "validate_window", "measure", "should_retrain", "trigger_retrain"}

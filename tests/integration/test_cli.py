@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +24,26 @@ def test_cli_run_status_show_rollback_suggest(settings, mlflow_uri, tmp_path, ca
     (tmp_path / "config" / "credit_cli.yaml").write_text(text)
     generate(settings.lake_root, date(2026, 1, 1), 50, DemoOptions(rows_per_day=500), model="credit_default")
 
-    for day in ("2026-02-12", "2026-02-19"):
-        assert main(["run", "credit_cli", "--date", day, "--force-promote", "--reason", "cli test"], settings) == 0
-    capsys.readouterr()
+    assert main(["run", "credit_cli", "--date", "2026-02-12", "--force-promote", "--reason", "cli test"], settings) == 0
+    assert "python -m pipeline data-docs credit_cli --date 2026-02-12" in capsys.readouterr().err
+    assert main(["run", "credit_cli", "--date", "2026-02-19", "--force-promote", "--reason", "cli test",
+                 "--data-docs"], settings) == 0
+    assert "Data Docs are pending" not in capsys.readouterr().err
+    runs = sorted((Path(settings.artifact_root) / "credit_cli" / "runs").glob("*/*/validation.json"))
+    pending = {p.parent.parent.name: json.loads(p.read_text())["data_docs_pending"] for p in runs}
+    assert pending == {"2026-02-12": True, "2026-02-19": False}
+    assert not (runs[0].parent / "data_docs" / "index.html").exists()
+    assert (runs[1].parent / "data_docs" / "index.html").exists()
+    # The run left its Data Docs to `data-docs`, which renders them from the stored GX results.
+    assert main(["data-docs", "credit_cli"], settings) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rendered"] == [str(runs[0].parent / "data_docs" / "index.html")]
+    assert (runs[0].parent / "data_docs" / "index.html").exists()
+    assert json.loads(runs[0].read_text())["data_docs_pending"] is False
+    site = (Path(settings.artifact_root) / "credit_cli" / "data_docs" / "index.html").read_text()
+    assert "2026-02-12 retrain" in site and "2026-02-19 retrain" in site
+    assert main(["data-docs", "credit_cli"], settings) == 0
+    assert json.loads(capsys.readouterr().out)["rendered"] == []
 
     assert main(["status", "credit_cli"], settings) == 0
     out = capsys.readouterr().out

@@ -457,3 +457,13 @@ def test_suites_are_found_beside_the_specs_folder(tmp_path, settings):
     (alone / "credit_default.yaml").write_text(text)
     spec = load_spec(alone / "credit_default.yaml", settings)
     assert spec.expectations_dir is None and load_suite(spec)["name"] == "credit_default", "the repository's suite"
+
+
+def test_the_static_list_of_gx_expectation_types_is_gxs_registry():
+    """Suites are checked without importing GX; the list must stay GX's own."""
+    from great_expectations.expectations.registry import list_registered_expectation_implementations
+
+    from pipeline.validate import GX_EXPECTATION_TYPES, _import_gx
+
+    _import_gx()
+    assert GX_EXPECTATION_TYPES == set(list_registered_expectation_implementations())
