@@ -91,6 +91,9 @@ def evaluate(view: pd.DataFrame, expectation: dict) -> dict | None:
         kwargs = expectation.get("kwargs") or {}
         if kind not in SUPPORTED_TYPES or not isinstance(kwargs, dict) or not set(kwargs) <= _KWARGS[kind]:
             return None
+        # GX stores the suite as JSON and validates what it reads back (datetimes become ISO
+        # strings, tuples lists, NaN None) before its models coerce the kwargs.
+        kwargs = _json(kwargs)
         body = _EVALUATORS[kind](view, kwargs)
         return {"success": body["success"], "result": _json(body["result"]), "meta": {},
                 "exception_info": dict(_NO_EXCEPTION)}
@@ -156,16 +159,33 @@ def _domain(view: pd.DataFrame, kwargs: dict) -> np.ndarray | None:
     # '@name' would resolve against this module's locals, not GX's.
     _need(isinstance(condition, str) and kwargs.get("condition_parser") == "pandas" and "@" not in condition)
     selected = view.eval(condition, parser="pandas")  # DataFrame.query's own first step
-    _need(isinstance(selected, pd.Series) and selected.dtype == np.dtype(bool) and selected.index.equals(view.index))
-    return np.flatnonzero(selected.to_numpy())
+    _need(isinstance(selected, pd.Series) and selected.index.equals(view.index))
+    if selected.dtype == np.dtype(bool):
+        return np.flatnonzero(selected.to_numpy())
+    _need(isinstance(selected.dtype, pd.BooleanDtype))
+    return np.flatnonzero(selected.to_numpy(dtype=bool, na_value=False))  # .loc drops NA rows
+
+
+def _resolve(view: pd.DataFrame, name: Any) -> Any:
+    """The frame column GX's metrics read for ``name``: the first whose name matches it
+    case-insensitively (``get_dbms_compatible_column_names``), so ``"I"`` reads ``"i"`` when
+    that comes first. GX's quoted-identifier forms are left to GX."""
+    _need(isinstance(name, str) and name != "" and view.columns.is_unique)
+    for column in view.columns:
+        if (type(column) is str and name.casefold() == column.casefold()) or name == str(column):
+            return column
+        if isinstance(column, str) and (
+                column.startswith("`") or
+                column.casefold() in (name.casefold().strip('"'), name.casefold().strip("[]"),
+                                      name.casefold().strip("`"))):
+            raise _Unsupported  # GX's identifier forms
+    raise _Unsupported  # GX: the column does not exist
 
 
 def _column(view: pd.DataFrame, kwargs: dict) -> pd.Series:
-    name = kwargs.get("column")
-    _need(isinstance(name, str) and name != "" and name in view.columns and view.columns.is_unique)
     # Unexpected indices are the index labels; named indices give GX dicts instead of labels.
     _need(not isinstance(view.index, pd.MultiIndex) and view.index.name is None)
-    column = view[name]
+    column = view[_resolve(view, kwargs.get("column"))]
     rows = _domain(view, kwargs)
     return column if rows is None else column.iloc[rows]
 
@@ -296,7 +316,7 @@ def _vectorized(column: pd.Series, low: Any, high: Any, strict_min: bool, strict
 
 def _in_set(values: pd.Series, kwargs: dict) -> np.ndarray:
     value_set = kwargs.get("value_set")
-    _need(isinstance(value_set, list))
+    _need(isinstance(value_set, list) and all(v is None or isinstance(v, (str, int, float)) for v in value_set))
     if isinstance(values.dtype, pd.StringDtype):
         # GX sees Python strings in an object column; only strings can equal them.
         value_set = [v for v in value_set if isinstance(v, str)]
@@ -360,8 +380,10 @@ _in_type_list_map = _column_map(_in_type_list_values)
 def _in_type_list(view: pd.DataFrame, kwargs: dict) -> dict:
     type_list = kwargs.get("type_list")
     _need(isinstance(type_list, list) and all(isinstance(t, str) for t in type_list))
-    column = _column(view, kwargs)
-    dtype = column.dtype
+    name = kwargs.get("column")
+    _need(isinstance(name, str) and view.columns.is_unique and name in view.columns)
+    column = _column(view, kwargs)  # the domain's column (GX raises where it cannot form it)
+    dtype = view[name].dtype  # GX looks the type up by the exact name
     if isinstance(dtype, pd.StringDtype):
         dtype = np.dtype(object)  # GX's view: Python strings in an object column
     if dtype.type.__name__ == "object_":
