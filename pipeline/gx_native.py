@@ -97,7 +97,7 @@ def evaluate(view: pd.DataFrame, expectation: dict) -> dict | None:
         body = _EVALUATORS[kind](view, kwargs)
         return {"success": body["success"], "result": _json(body["result"]), "meta": {},
                 "exception_info": dict(_NO_EXCEPTION)}
-    except Exception:  # _Unsupported, or anything GX would report as an error
+    except Exception:  # noqa: BLE001  (_Unsupported, or anything GX would report as an error)
         return None
 
 
@@ -365,13 +365,17 @@ def _in_type_list_values(values: pd.Series, kwargs: dict) -> np.ndarray:
     if isinstance(values.dtype, pd.StringDtype):  # every value is a Python str
         return np.full(len(values), issubclass(str, comp_types), dtype=bool)
     array = values.to_numpy(dtype=object)
-    if len(array) and pd.api.types.infer_dtype(array, skipna=False) == "string":
-        # All str instances (np.str_ included): one answer for all unless np.str_ alone matches.
-        if issubclass(str, comp_types) or not issubclass(np.str_, comp_types):
-            return np.full(len(values), issubclass(str, comp_types), dtype=bool)
+    # All str instances (np.str_ included): one answer for all unless np.str_ alone matches.
+    if len(array) and pd.api.types.infer_dtype(array, skipna=False) == "string" and (
+            issubclass(str, comp_types) or not issubclass(np.str_, comp_types)):
+        return np.full(len(values), issubclass(str, comp_types), dtype=bool)
+    # Otherwise one isinstance answer per distinct type (the type of each value, in C).
     types = np.frompyfunc(type, 1, 1)(array) if len(array) else array
-    good = [t for t in pd.unique(types) if issubclass(t, comp_types)]
-    return np.isin(types, np.array(good, dtype=object)) if good else np.zeros(len(values), dtype=bool)
+    meets = np.zeros(len(array), dtype=bool)
+    for kind in pd.unique(types):
+        if issubclass(kind, comp_types):
+            meets |= types == kind
+    return meets
 
 
 _in_type_list_map = _column_map(_in_type_list_values)
@@ -382,7 +386,7 @@ def _in_type_list(view: pd.DataFrame, kwargs: dict) -> dict:
     _need(isinstance(type_list, list) and all(isinstance(t, str) for t in type_list))
     name = kwargs.get("column")
     _need(isinstance(name, str) and view.columns.is_unique and name in view.columns)
-    column = _column(view, kwargs)  # the domain's column (GX raises where it cannot form it)
+    _column(view, kwargs)  # GX raises where it cannot form the domain
     dtype = view[name].dtype  # GX looks the type up by the exact name
     if isinstance(dtype, pd.StringDtype):
         dtype = np.dtype(object)  # GX's view: Python strings in an object column

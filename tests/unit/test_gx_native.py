@@ -185,7 +185,7 @@ def _fuzz_expectations(rng: np.random.Generator, frame: pd.DataFrame, count: int
         value = float(numbers.iloc[int(rng.integers(len(numbers)))]) if len(numbers) else 0.0
         if not np.isfinite(value):
             return pick([value, "1.5", 2])
-        return pick([value, round(value), int(round(value)), str(round(value, 1))])
+        return pick([value, round(value), str(round(value, 1))])
 
     while len(out) < count:
         kind = pick(sorted(gx_native.SUPPORTED_TYPES))
@@ -308,7 +308,7 @@ results = [gx_native.evaluate(view, {"type": e["type"], "kwargs": e.get("kwargs"
 assert all(r is not None for r in results), results
 print("great_expectations" in sys.modules, len(results))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
                          cwd=str(v.REPO_ROOT))
     assert out.returncode == 0, out.stderr
     loaded, count = out.stdout.split()
