@@ -13,10 +13,14 @@ plus the finite checks the pipeline adds, in one process:
   masks of the row-level expectations, the quarantine and the report;
 * ``numpy_anchor``: the same expectations' verdicts computed directly with vectorised pandas and
   numpy (null counts, comparisons, ``isin``, ``duplicated``, dtype checks, ``mostly``) -- what the
-  issue asks validation to come close to.
+  issue asks validation to come close to;
+* ``native_engine``: every expectation's whole GX result (SUMMARY) computed by
+  :mod:`pipeline.gx_native` without Great Expectations, view included; ``fallbacks`` counts the
+  expectations it left to GX.
 
-It checks that the anchor's verdict of every expectation equals GX's (``verdicts_agree``), and
-records seconds and CPU seconds of each, and the machine's cores and load.
+It checks that the anchor's verdict of every expectation equals GX's (``verdicts_agree``), that
+the native results equal GX's own (``native_vs_gx``: verdicts, unexpected counts, whole results),
+and records seconds and CPU seconds of each, and the machine's cores and load.
 """
 
 from __future__ import annotations
@@ -86,6 +90,28 @@ def _anchor_verdicts(df: pd.DataFrame, expectations: list[dict]) -> list[bool]:
     return verdicts
 
 
+def _native_results(df: pd.DataFrame, expectations: list[dict]) -> list[dict | None]:
+    from pipeline import gx_native
+    from pipeline import validate as v
+
+    view = v._gx_view(df)
+    return [gx_native.evaluate(view, exp) for exp in expectations]
+
+
+def _native_agreement(native: list[dict | None], gx_results: list[Any]) -> dict:
+    """Native results against GX's (the fast engine's, which its tests hold equal to GX's own)."""
+    pairs = [(mine, result.to_json_dict()) for mine, result in zip(native, gx_results) if mine is not None]
+    for _, theirs in pairs:
+        theirs.pop("expectation_config", None)
+    return {
+        "verdicts": all(mine["success"] == theirs["success"] for mine, theirs in pairs),
+        "unexpected_counts": all(mine["result"].get("unexpected_count") == theirs["result"].get("unexpected_count")
+                                 for mine, theirs in pairs),
+        "results_equal": all(mine == theirs for mine, theirs in pairs),
+        "fallbacks": sum(mine is None for mine in native),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.validate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -111,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     gx_fast, gx_fast_time = _timed(lambda: v._run_gx(v._gx_view(df), "benchmark", expectations, fast=True))
     (report, _, quarantine), pipeline_time = _timed(lambda: v.validate_frame(spec, df, suite))
     anchor, anchor_time = _timed(lambda: _anchor_verdicts(df, expectations))
+    native, native_time = _timed(lambda: _native_results(df, expectations))
 
     gx_verdicts = [bool(r.success) for r in gx_fast]
     disagreements = [f"{e['type']}({e['kwargs'].get('column')})" for e, a, g in zip(expectations, anchor, gx_verdicts)
@@ -124,10 +151,14 @@ def main(argv: list[str] | None = None) -> dict:
         "gx_fast_engine": gx_fast_time,
         "pipeline_validate_frame": pipeline_time,
         "numpy_anchor": anchor_time,
+        "native_engine": {**native_time, "fallbacks": sum(r is None for r in native)},
         "ratio": {
             "gx_own_vs_fast": round(gx_own_time["seconds"] / gx_fast_time["seconds"], 2),
             "pipeline_vs_anchor": round(pipeline_time["seconds"] / max(anchor_time["seconds"], 1e-6), 2),
+            "native_vs_anchor": round(native_time["seconds"] / max(anchor_time["seconds"], 1e-6), 2),
+            "fast_vs_native": round(gx_fast_time["seconds"] / max(native_time["seconds"], 1e-6), 2),
         },
+        "native_vs_gx": _native_agreement(native, gx_fast),
         "verdicts_agree": {"gx_own_vs_fast": [bool(r.success) for r in gx_own] == gx_verdicts,
                            "anchor_vs_gx": anchor == gx_verdicts, "anchor_disagreements": disagreements,
                            "pipeline_report_vs_gx": [e["success"] for e in report["results"]] == gx_verdicts},

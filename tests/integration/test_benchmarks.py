@@ -57,13 +57,16 @@ def test_stage_benchmarks_write_their_json(tmp_path, args, fields):
 
 def test_validation_benchmark_agrees_with_its_numpy_anchor(tmp_path):
     """benchmarks/validate.py on 20k rows: GX's engine, the fast engine, the pipeline's
-    validation and the numpy anchor all reach the same verdict on every expectation, and the
-    injected bad values fail some of them."""
+    validation and the numpy anchor all reach the same verdict on every expectation, gx_native
+    gives GX's whole result for every one of them, and the injected bad values fail some."""
     report = _run(["benchmarks.validate", "--rows", "20000"], tmp_path)
     assert report["rows"] == 20000 and report["failed_expectations"] > 0 and report["quarantined_rows"] > 0
     assert report["verdicts_agree"] == {"gx_own_vs_fast": True, "anchor_vs_gx": True, "anchor_disagreements": [],
                                         "pipeline_report_vs_gx": True}
-    for side in ("gx_import", "gx_own_engine", "gx_fast_engine", "pipeline_validate_frame", "numpy_anchor"):
+    assert report["native_vs_gx"] == {"verdicts": True, "unexpected_counts": True, "results_equal": True,
+                                      "fallbacks": 0}
+    for side in ("gx_import", "gx_own_engine", "gx_fast_engine", "pipeline_validate_frame", "numpy_anchor",
+                 "native_engine"):
         assert report[side]["seconds"] > 0, side
 
 
