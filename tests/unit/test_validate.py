@@ -4,6 +4,7 @@ and the written artifacts (local and on a real S3 API server)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import date
@@ -16,6 +17,7 @@ from pipeline.config import parse_spec
 from pipeline.demo import BAD_KINDS
 from pipeline.storage import Store, join
 from pipeline.validate import (
+    render_data_docs,
     REASON_COLUMN,
     InvalidSuite,
     SuiteNotFound,
@@ -467,3 +469,37 @@ def test_the_static_list_of_gx_expectation_types_is_gxs_registry():
 
     _import_gx()
     assert GX_EXPECTATION_TYPES == set(list_registered_expectation_implementations())
+
+
+def test_a_retrain_validation_with_pending_docs_never_imports_gx_and_renders_the_same_docs_later(tmp_path):
+    """The critical path of a retrain validates without importing GX (about 2 s); the Data Docs
+    rendered later from the stored results show every expectation with GX's result."""
+    script = f"""
+import json, sys
+from pipeline.config import REPO_ROOT, Settings, load_spec
+from pipeline.storage import Store
+from pipeline.validate import validate
+from tests.conftest import demo_days
+from datetime import date
+spec = load_spec(REPO_ROOT / "config" / "credit_default.yaml", Settings.from_env({{}}))
+df = demo_days(date(2026, 2, 1), 2, rows_per_day=300)
+df.loc[::40, "income"] = None
+store = Store.for_uri({str(tmp_path)!r})
+store.write_parquet({str(tmp_path / "snapshot.parquet")!r}, df)
+report = validate(spec, {str(tmp_path / "snapshot.parquet")!r}, store, {str(tmp_path / "out")!r},
+                  labelled_before="2026-02-02", render_docs=False)
+print(json.dumps({{"gx": "great_expectations" in sys.modules, "pending": report.data_docs_pending}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"gx": False, "pending": True}
+    out_dir = tmp_path / "out"
+    assert not (out_dir / "data_docs").exists()
+    stored = json.loads((out_dir / "gx_results.json").read_text())
+    assert all(r["result"] is not None and "success" in r["result"] for r in stored["results"])
+
+    uri = render_data_docs(Store.for_uri(str(tmp_path)), str(out_dir))
+    page = next((out_dir / "data_docs" / "validations").rglob("*.html")).read_text()
+    assert uri.endswith("index.html") and json.loads((out_dir / "validation.json").read_text())["data_docs_pending"] is False
+    assert "income" in page and "Severity" in page
