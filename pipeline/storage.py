@@ -336,8 +336,13 @@ def _write_parquet_rows(path: str | Path, df: Any, rows: Any) -> None:
             part = keep[start:start + PARQUET_CHUNK_ROWS]
             if not part.any():
                 continue
-            chunk = df.iloc[start:start + PARQUET_CHUNK_ROWS]
-            chunk = chunk if part.all() else chunk.loc[part]
+            first = int(part.argmax())
+            last = part.size - int(part[::-1].argmax())
+            if part[first:last].all():
+                # One run of rows (a time window of time-ordered rows): a slice, not a copy.
+                chunk = df.iloc[start + first:start + last]
+            else:
+                chunk = df.iloc[start:start + PARQUET_CHUNK_ROWS].loc[part]
             writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
             wrote = True
         if not wrote:

@@ -280,3 +280,32 @@ def test_write_parquet_rows_writes_the_selection_slice_by_slice(tmp_path, monkey
     pd.testing.assert_frame_equal(back, df.loc[keep].reset_index(drop=True))
     empty = store.read_parquet(store.write_parquet(str(tmp_path / "none.parquet"), df, rows=np.zeros(30, bool)))
     assert len(empty) == 0 and list(empty.dtypes) == list(df.dtypes)
+
+
+def test_write_parquet_rows_of_one_run_writes_the_bytes_of_a_copy(tmp_path, monkeypatch):
+    """A selection that is one run of rows (a time window) is written from a slice of the frame:
+    the file is byte for byte the one a copied selection gives, across slice boundaries."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import storage
+
+    monkeypatch.setattr(storage, "PARQUET_CHUNK_ROWS", 7)
+    df = pd.DataFrame({"x": np.r_[np.arange(29, dtype=float), np.nan], "s": pd.Series([f"v{i % 4}" for i in range(30)], dtype="str"),
+                       "t": pd.date_range("2026-01-01", periods=30, freq="h", tz="UTC"),
+                       "y": pd.array([1, None] * 15, dtype="Int64")})
+    store = storage.Store.for_uri(str(tmp_path))
+    for lo, hi in ((3, 25), (0, 30), (7, 14), (29, 30), (2, 5)):
+        keep = (np.arange(30) >= lo) & (np.arange(30) < hi)
+        got = store.write_parquet(str(tmp_path / f"run{lo}.parquet"), df, rows=keep)
+        want = tmp_path / f"copy{lo}.parquet"
+        schema = pa.Schema.from_pandas(df, preserve_index=False)
+        with pq.ParquetWriter(str(want), schema) as writer:
+            for start in range(0, 30, 7):
+                part = keep[start:start + 7]
+                if part.any():
+                    chunk = df.iloc[start:start + 7].loc[part]
+                    writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+        assert open(got, "rb").read() == want.read_bytes(), (lo, hi)
