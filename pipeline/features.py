@@ -287,7 +287,8 @@ class _Rows:
 
 def _rows_of(frame: Any, positions: np.ndarray) -> Any:
     """Rows ``positions`` of a frame or series with a fresh index: a slice when they are one
-    ascending run (a time window of time-ordered rows), else a copy."""
+    ascending run (a time window of time-ordered rows), else a copy. (For values read, not for
+    frames written: a slice keeps the Arrow chunks of string columns, and they shape the file.)"""
     if positions.size and positions[-1] - positions[0] + 1 == positions.size and (
             positions.size < 2 or bool(np.all(np.diff(positions) == 1))):
         return frame.iloc[positions[0]:positions[-1] + 1].reset_index(drop=True)
@@ -328,7 +329,7 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     labelled_end = bounds["test"][1]
     ts = _as_utc_series(df[spec.timestamp_column])
     late = (ts >= pd.Timestamp(labelled_end)).to_numpy(dtype=bool, na_value=False)
-    recent = _rows_of(df, np.flatnonzero(late)).drop(columns=[spec.target_column], errors="ignore")
+    recent = df.loc[late].drop(columns=[spec.target_column], errors="ignore").reset_index(drop=True)
     # Windows end at the labelled end, so no recent row is in one. Each window is written
     # straight from the snapshot frame (no copy when its rows are already in time order).
     positions = _window_rows(spec, df, bounds)
@@ -373,7 +374,7 @@ class _LazyParts(dict):
         self._df, self._positions = df, positions
 
     def __missing__(self, name: str) -> pd.DataFrame:
-        frame = _rows_of(self._df, self._positions[name])
+        frame = self._df.iloc[self._positions[name]].reset_index(drop=True)
         self[name] = frame
         return frame
 

@@ -284,7 +284,9 @@ def test_write_parquet_rows_writes_the_selection_slice_by_slice(tmp_path, monkey
 
 def test_write_parquet_rows_of_one_run_writes_the_bytes_of_a_copy(tmp_path, monkeypatch):
     """A selection that is one run of rows (a time window) is written from a slice of the frame:
-    the file is byte for byte the one a copied selection gives, across slice boundaries."""
+    the file is byte for byte the one a copied selection gives, across slice boundaries, and
+    with string columns in several Arrow chunks (where chunks end decides where the writer
+    gives up dictionary-encoding 60k unique ids)."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -292,20 +294,30 @@ def test_write_parquet_rows_of_one_run_writes_the_bytes_of_a_copy(tmp_path, monk
 
     from pipeline import storage
 
-    monkeypatch.setattr(storage, "PARQUET_CHUNK_ROWS", 7)
-    df = pd.DataFrame({"x": np.r_[np.arange(29, dtype=float), np.nan], "s": pd.Series([f"v{i % 4}" for i in range(30)], dtype="str"),
-                       "t": pd.date_range("2026-01-01", periods=30, freq="h", tz="UTC"),
-                       "y": pd.array([1, None] * 15, dtype="Int64")})
+    n = 60_000
+
+    def chunked(values: list[str], step: int) -> pd.Series:
+        parts = [pa.array(values[i:i + step], type=pa.large_string()) for i in range(0, len(values), step)]
+        return pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(parts))).astype("str")
+
+    df = pd.DataFrame({"x": np.r_[np.arange(n - 1, dtype=float), np.nan],
+                       "id": chunked([f"application-{i:012d}-{i * 7919 % 1000003:08d}" for i in range(n)], 7_000),
+                       "s": chunked([f"v{i % 4}" for i in range(n)], 9_000),
+                       "t": pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC"),
+                       "y": pd.array([1, None] * (n // 2), dtype="Int64")})
     store = storage.Store.for_uri(str(tmp_path))
-    for lo, hi in ((3, 25), (0, 30), (7, 14), (29, 30), (2, 5)):
-        keep = (np.arange(30) >= lo) & (np.arange(30) < hi)
-        got = store.write_parquet(str(tmp_path / f"run{lo}.parquet"), df, rows=keep)
-        want = tmp_path / f"copy{lo}.parquet"
-        schema = pa.Schema.from_pandas(df, preserve_index=False)
-        with pq.ParquetWriter(str(want), schema) as writer:
-            for start in range(0, 30, 7):
-                part = keep[start:start + 7]
-                if part.any():
-                    chunk = df.iloc[start:start + 7].loc[part]
-                    writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
-        assert open(got, "rb").read() == want.read_bytes(), (lo, hi)
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    for chunk_rows in (1_000_000, 25_000):
+        monkeypatch.setattr(storage, "PARQUET_CHUNK_ROWS", chunk_rows)
+        for lo, hi in ((3_000, 58_000), (0, n), (25_000, 50_000), (n - 1, n), (2, 5)):
+            keep = (np.arange(n) >= lo) & (np.arange(n) < hi)
+            got = store.write_parquet(str(tmp_path / f"run{lo}.parquet"), df, rows=keep)
+            want = tmp_path / f"copy{lo}.parquet"
+            with pq.ParquetWriter(str(want), schema) as writer:
+                for start in range(0, n, chunk_rows):
+                    part = keep[start:start + chunk_rows]
+                    if part.any():
+                        chunk = df.iloc[start:start + chunk_rows]
+                        chunk = chunk if part.all() else chunk.loc[part]
+                        writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            assert open(got, "rb").read() == want.read_bytes(), (chunk_rows, lo, hi)
