@@ -46,9 +46,13 @@ def bin_edges(values: np.ndarray, n_bins: int) -> list[float]:
 def bin_counts(values: np.ndarray, edges: list[float]) -> list[int]:
     """Counts of finite ``values`` in ``(-inf,e0], (e0,e1], ..., (eK,inf)``."""
     values = values[np.isfinite(values)]
+    cuts = np.asarray(edges, dtype=float)
+    if not (np.isfinite(cuts).all() and (np.diff(cuts) > 0).all()):
+        idx = np.searchsorted(cuts, values, side="left")
+        return [int(c) for c in np.bincount(idx, minlength=len(edges) + 1)]
     # Bin i holds edges[i-1] < v <= edges[i]: differences of "at most each edge" counts (a
     # compare per edge instead of a binary search per value; the same integers).
-    at_most = [0, *(int(np.count_nonzero(values <= e)) for e in np.asarray(edges, dtype=float)), int(values.size)]
+    at_most = [0, *(int(np.count_nonzero(values <= e)) for e in cuts), int(values.size)]
     return [b - a for a, b in zip(at_most, at_most[1:])]
 
 
