@@ -92,9 +92,10 @@ def expected_confusion(p: np.ndarray, scores: np.ndarray, threshold: float) -> d
             "fn": float(p[~predicted].sum()), "tn": float((1 - p[~predicted]).sum())}
 
 
-def _expected_auc(p: np.ndarray, scores: np.ndarray) -> float:
-    """Expected correctly ordered pairs over expected pairs, self-pairs excluded."""
-    soft = metrics.binary_soft(scores, p[None, :], (1 - p)[None, :])["roc_auc"][0]
+def _expected_auc(p: np.ndarray, scores: np.ndarray, soft_auc: float | None = None) -> float:
+    """Expected correctly ordered pairs over expected pairs, self-pairs excluded. ``soft_auc``:
+    ``binary_soft(scores, p, 1 - p)``'s ROC AUC if the caller has it (any threshold: AUC has none)."""
+    soft = metrics.binary_soft(scores, p[None, :], (1 - p)[None, :])["roc_auc"][0] if soft_auc is None else soft_auc
     pos, neg = p.sum(), (1 - p).sum()
     self_pairs = float(np.sum(p * (1 - p)))
     # binary_soft counts each row against itself as a tie (half a correct pair): take it out.
@@ -132,11 +133,14 @@ def estimate_performance(metric: str, scores: np.ndarray, calibration: Calibrati
     if s.size < 2:
         return out
     p = calibration.apply(s)
+    # The expected metrics at p: the estimate, and what the label draws' replicates are centred on.
+    expected = metrics.binary_soft(s, p[None, :], (1 - p)[None, :], threshold)
     if metric == "roc_auc":
-        value = _expected_auc(p, s)
+        value = _expected_auc(p, s, expected["roc_auc"][0])
     else:
-        value = float(metrics.binary_soft(s, p[None, :], (1 - p)[None, :], threshold)[metric][0])
-    replicates = metrics.label_draw_replicates(s, p, n_bootstrap, np.random.default_rng(seed), threshold)[metric]
+        value = float(expected[metric][0])
+    replicates = metrics.label_draw_replicates(s, p, n_bootstrap, np.random.default_rng(seed), threshold,
+                                               only=(metric,), expected=expected)[metric]
     ci = metrics.interval(value if np.isfinite(value) else None, replicates, confidence)
     out.update(estimate=ci["estimate"], lower=ci["lower"], upper=ci["upper"], se=ci["se"],
                expected_positive_rate=float(p.mean()), confusion=expected_confusion(p, s, threshold))

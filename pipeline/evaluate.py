@@ -190,8 +190,8 @@ def evaluate(spec: ModelSpec, test_df: pd.DataFrame, candidate: Any, baseline: A
         scores_out.update(predictions)
 
     rng = np.random.default_rng(seed)
-    replicates = metrics.bootstrap(spec.task, y, predictions, policy.n_bootstrap, rng, threshold, weights=w)
-    point = {role: metrics.point(spec.task, y, p, threshold, weights=w) for role, p in predictions.items()}
+    replicates, point = metrics.bootstrap_and_point(spec.task, y, predictions, policy.n_bootstrap, rng, threshold,
+                                                    weights=w)
     intervals = {role: {m: metrics.interval(point[role][m], replicates[role][m], policy.confidence)
                         for m in point[role]} for role in predictions}
     differences = {f"{a}_vs_{b}": metrics.paired(point, replicates, a, b, policy.confidence)

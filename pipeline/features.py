@@ -282,7 +282,17 @@ class _Rows:
         return len(self._positions)
 
     def __getitem__(self, column: str) -> pd.Series:
-        return self._df[column].iloc[self._positions].reset_index(drop=True)
+        return _rows_of(self._df[column], self._positions)
+
+
+def _rows_of(frame: Any, positions: np.ndarray) -> Any:
+    """Rows ``positions`` of a frame or series with a fresh index: a slice when they are one
+    ascending run (a time window of time-ordered rows), else a copy. (For values read, not for
+    frames written: a slice keeps the Arrow chunks of string columns, and they shape the file.)"""
+    if positions.size and positions[-1] - positions[0] + 1 == positions.size and (
+            positions.size < 2 or bool(np.all(np.diff(positions) == 1))):
+        return frame.iloc[positions[0]:positions[-1] + 1].reset_index(drop=True)
+    return frame.iloc[positions].reset_index(drop=True)
 
 
 def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefix: str,
@@ -328,8 +338,8 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     recent_uri = store.write_parquet(join(out_prefix, "recent.parquet"), recent) if len(recent) else ""
     parts = _LazyParts(df, positions)
     profile_rows, profile_window, reference = _reference_rows(spec, plan, parts, recent, bounds, data_interval_end)
-    # Usually the reference rows are the test window: its file serves, and its scores are reused.
-    reference_uri = (uris["test"] if reference is parts.get("test")
+    # Usually the reference rows are the test window (None): its file serves, and its scores are reused.
+    reference_uri = (uris["test"] if reference is None
                      else store.write_parquet(join(out_prefix, "reference.parquet"), reference))
     profile = build_profile(profile_rows, spec, window=profile_window)
     profile["plan"] = plan.kind
@@ -377,20 +387,22 @@ class _LazyParts(dict):
 
 def _reference_rows(spec: "ModelSpec", plan: WindowPlan, parts: _LazyParts, recent: pd.DataFrame,
                     bounds: dict[str, tuple[datetime, datetime]], as_of: datetime
-                    ) -> tuple[Any, tuple[Any, Any], pd.DataFrame]:
-    """(profile rows, their window, score-reference rows) for the plan (see the module docstring)."""
+                    ) -> tuple[Any, tuple[Any, Any], pd.DataFrame | None]:
+    """(profile rows, their window, score-reference rows) for the plan (see the module docstring);
+    the reference rows are None when they are the test window (its file is written already, so
+    the window is not copied for them)."""
     if plan.kind == "standard":
-        return parts.rows("train"), bounds["train"], parts["test"]
+        return parts.rows("train"), bounds["train"], None
     c = pd.Timestamp(_utc(datetime.fromisoformat(plan.change_point or "")))
     recent_after = recent.loc[(_as_utc_series(recent[spec.timestamp_column]) >= c).to_numpy(dtype=bool)] \
         if len(recent) else recent
     if plan.kind == "covariate":
         if len(recent_after) >= spec.drift.min_window_rows:
             return recent_after, (c, _utc(as_of)), recent_after
-        return parts.rows("train"), bounds["train"], parts["test"]
+        return parts.rows("train"), bounds["train"], None
     post = [p.loc[(_as_utc_series(p[spec.timestamp_column]) >= c).to_numpy(dtype=bool)] for p in parts.values()]
     rows = pd.concat([*post, recent_after], ignore_index=True)
-    return rows, (c, _utc(as_of)), parts["test"]
+    return rows, (c, _utc(as_of)), None
 
 
 class DerivedFeatures(TransformerMixin, BaseEstimator):

@@ -156,13 +156,19 @@ def _ranking(scores: np.ndarray, threshold: float) -> _Ranking:
     change = np.flatnonzero(np.diff(p[order])) + 1
     # Tied scores must share one threshold step; with no ties reduceat is skipped entirely.
     starts = np.concatenate(([0], change)) if change.size + 1 < p.size else None
+    per_pos, per_neg = _per_row(p, threshold)
+    return _Ranking(order=order, starts=starts, per_pos=per_pos, per_neg=per_neg)
+
+
+def _per_row(p: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``(n, 5)`` if positive and if negative: log loss, squared error, tp, fp, fn."""
     eps = np.finfo(float).eps
     q = np.clip(p, eps, 1 - eps)
     predicted = (p >= threshold).astype(float)
     zero = np.zeros_like(p)
     per_pos = np.column_stack([-np.log(q), np.square(1 - p), predicted, zero, 1 - predicted])
     per_neg = np.column_stack([-np.log1p(-q), np.square(p), zero, predicted, zero])
-    return _Ranking(order=order, starts=starts, per_pos=per_pos, per_neg=per_neg)
+    return per_pos, per_neg
 
 
 def _binary_block(r: _Ranking, P: np.ndarray, N: np.ndarray) -> dict[str, np.ndarray]:
@@ -217,28 +223,44 @@ def _score_bins(scores: np.ndarray) -> tuple[np.ndarray, int]:
     return np.searchsorted(edges, p, side="right"), int(edges.size + 1)
 
 
-def _binary_design(scores: np.ndarray, y: np.ndarray | None, threshold: float) -> tuple[Any, int]:
+def _binary_design(scores: np.ndarray, y: np.ndarray | None, threshold: float, *,
+                   sums: bool = True) -> tuple[Any, int]:
     """A sparse ``(n, 2k + 5)`` matrix whose product with replicate weights gives, per replicate,
     the positive and the negative weight in each of the ``k`` score bins and the five sums of
     :func:`_binary_from_groups`. With ``y=None`` the rows are "positive" (label draws are the
-    weights: the negative side is then the complement, added by the caller)."""
+    weights: the negative side is then the complement, added by the caller). With
+    ``sums=False`` only the ``k`` (``y=None``) or ``2k`` bin rows (what ROC AUC and average
+    precision need).
+
+    The matrix is returned in CSC form (a column per window row): its product with a dense
+    block reads each row of the block once (cache-friendly: twice as fast as CSR, which streams
+    the whole block once per output row), and still adds each output's terms in window-row
+    order, so the sums are the same to the last bit. Explicit zeros are left out (dropping a
+    ``0 * w`` term changes no sum)."""
     import scipy.sparse as sp
 
-    r = _ranking(scores, threshold)
-    bins, k = _score_bins(scores)
+    p = np.asarray(scores, dtype=float)
+    bins, k = _score_bins(p)
     n = bins.size
-    rows = np.arange(n)
     if y is None:
-        # Label draws D: positives are D, negatives 1 - D; per-row sums = per_neg + D (per_pos - per_neg).
-        cols = [bins, *(2 * k + j + np.zeros(n, dtype=np.int64) for j in range(5))]
-        vals = [np.ones(n), *(r.per_pos[:, j] - r.per_neg[:, j] for j in range(5))]
+        cols, vals = [bins], [np.ones(n)]
     else:
         yb = np.asarray(y, dtype=float)
-        cols = [np.where(yb > 0.5, bins, k + bins), *(2 * k + j + np.zeros(n, dtype=np.int64) for j in range(5))]
-        vals = [np.ones(n), *(np.where(yb > 0.5, r.per_pos[:, j], r.per_neg[:, j]) for j in range(5))]
+        cols, vals = [np.where(yb > 0.5, bins, k + bins)], [np.ones(n)]
+    width = k if y is None else 2 * k
+    if sums:
+        per_pos, per_neg = _per_row(p, threshold)
+        # Label draws D: positives are D, negatives 1 - D; per-row sums = per_neg + D (per_pos - per_neg).
+        for j in range(5):
+            cols.append(2 * k + j + np.zeros(n, dtype=np.int64))
+            vals.append(per_pos[:, j] - per_neg[:, j] if y is None
+                        else np.where(yb > 0.5, per_pos[:, j], per_neg[:, j]))
+        width = 2 * k + 5
     A = sp.csr_matrix((np.concatenate(vals).astype(np.float32),
-                       (np.tile(rows, 6), np.concatenate(cols))), shape=(n, 2 * k + 5))
-    return A.T.tocsr(), k
+                       (np.tile(np.arange(n), len(cols)), np.concatenate(cols))), shape=(n, width))
+    design_t = A.T.tocsc()
+    design_t.eliminate_zeros()
+    return design_t, k
 
 
 def _poisson_table() -> np.ndarray:
@@ -295,23 +317,42 @@ def binary_soft(scores: np.ndarray, P: np.ndarray, N: np.ndarray, threshold: flo
     return _binary_block(_ranking(scores, threshold), np.atleast_2d(P), np.atleast_2d(N))
 
 
+#: Metrics that depend on the score order alone (no per-row sums): a label-draw bootstrap of
+#: only these needs just the class counts per score bin.
+_RANKING_ONLY = frozenset({"roc_auc", "pr_auc"})
+
+
 def label_draw_replicates(scores: np.ndarray, p: np.ndarray, n_draws: int, rng: np.random.Generator,
-                          threshold: float = 0.5) -> dict[str, np.ndarray]:
+                          threshold: float = 0.5, *, only: tuple[str, ...] | None = None,
+                          expected: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Binary metrics of fixed ``scores`` under ``n_draws`` label draws, row ``i`` positive with
     probability ``p[i]`` (a parametric bootstrap). Above :data:`EXACT_MAX_ROWS` rows the
     scores are binned as in the large-window bootstrap and each metric's replicates are shifted
-    by (exact - binned) expected value, so only the spread is binned."""
+    by (exact - binned) expected value, so only the spread is binned.
+
+    ``only`` names the metrics wanted (default: all; the draws are the same either way, so each
+    metric's replicates are too). ``expected``, if the caller has it, is
+    ``binary_soft(scores, p[None, :], (1 - p)[None, :], threshold)`` (not computed again)."""
     s = np.asarray(scores, dtype=float)
     p = np.asarray(p, dtype=float)
+    return _label_draws(s, p, n_draws, rng, threshold, only, expected)[0]
+
+
+def _label_draws(s: np.ndarray, p: np.ndarray, n_draws: int, rng: np.random.Generator, threshold: float,
+                 only: tuple[str, ...] | None, expected: dict[str, np.ndarray] | None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """:func:`label_draw_replicates` and the expected metrics at ``p`` when it computed them."""
     n = s.size
     keep = _spread_rows(n, rng)
     if keep is not None:
-        sub = label_draw_replicates(s[keep], p[keep], n_draws, rng, threshold)
-        full = binary_soft(s, p[None, :], (1 - p)[None, :], threshold)
-        at_sub = binary_soft(s[keep], p[keep][None, :], (1 - p[keep])[None, :], threshold)
-        return {m: _recentred(v, at_sub[m][0], full[m][0], keep.size, n) for m, v in sub.items()}
+        sub, at_sub = _label_draws(s[keep], p[keep], n_draws, rng, threshold, only, None)
+        full = expected if expected is not None else binary_soft(s, p[None, :], (1 - p)[None, :], threshold)
+        if at_sub is None:
+            at_sub = binary_soft(s[keep], p[keep][None, :], (1 - p[keep])[None, :], threshold)
+        return {m: _recentred(v, at_sub[m][0], full[m][0], keep.size, n) for m, v in sub.items()}, full
     block = max(1, min(n_draws, _BLOCK_CELLS // max(n, 1)))
     chunks: dict[str, list[np.ndarray]] = {}
+    wanted = (lambda m: True) if only is None else (lambda m: m in only)
     if n <= EXACT_MAX_ROWS:
         r = _ranking(s, threshold)
         done = 0
@@ -319,17 +360,21 @@ def label_draw_replicates(scores: np.ndarray, p: np.ndarray, n_draws: int, rng: 
             b = min(block, n_draws - done)
             draws = (rng.random((b, n)) < p[None, :]).astype(np.float32)
             for metric, values in _binary_block(r, draws, 1 - draws).items():
-                chunks.setdefault(metric, []).append(values)
+                if wanted(metric):
+                    chunks.setdefault(metric, []).append(values)
             done += b
-        return {m: np.concatenate(v) for m, v in chunks.items()}
-    design_t, k = _binary_design(s, None, threshold)
-    r = _ranking(s, threshold)
-    per_neg_total = r.per_neg.sum(axis=0)
+        return {m: np.concatenate(v) for m, v in chunks.items()}, expected
+    sums = only is None or not set(only) <= _RANKING_ONLY
+    design_t, k = _binary_design(s, None, threshold, sums=sums)
+    per_neg_total = _per_row(s, threshold)[1].sum(axis=0) if sums else np.zeros(5)
     counts = np.asarray(design_t[:k] @ np.ones(n), dtype=float)
 
     def metrics_of(out: np.ndarray) -> dict[str, np.ndarray]:
         pos = out[:k].T
-        return _binary_from_groups(pos, counts[None, :] - pos, out[2 * k:].T + per_neg_total[None, :])
+        # Without the sums rows only the ranking metrics (which never read them) are kept.
+        row_sums = out[2 * k:].T if sums else np.zeros((out.shape[1], 5))
+        found = _binary_from_groups(pos, counts[None, :] - pos, row_sums + per_neg_total[None, :])
+        return {m: v for m, v in found.items() if wanted(m)}
 
     p32 = p.astype(np.float32)[:, None]
     done = 0
@@ -340,8 +385,8 @@ def label_draw_replicates(scores: np.ndarray, p: np.ndarray, n_draws: int, rng: 
             chunks.setdefault(metric, []).append(values)
         done += b
     binned = metrics_of(np.asarray(design_t @ p[:, None], dtype=float))
-    exact = binary_soft(s, p[None, :], (1 - p)[None, :], threshold)
-    return {m: np.concatenate(v) + (exact[m][0] - binned[m][0]) for m, v in chunks.items()}
+    exact = expected if expected is not None else binary_soft(s, p[None, :], (1 - p)[None, :], threshold)
+    return {m: np.concatenate(v) + (exact[m][0] - binned[m][0]) for m, v in chunks.items()}, exact
 
 
 def _num(value: float) -> float | None:
@@ -366,21 +411,44 @@ def bootstrap(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_bo
     importance weights) multiply the resampling counts. Windows above :data:`EXACT_MAX_ROWS`
     rows take the large-window regime of the module docstring.
     """
+    return _bootstrap(task, y, predictions, n_boot, rng, threshold, weights)[0]
+
+
+def bootstrap_and_point(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_boot: int,
+                        rng: np.random.Generator, threshold: float = 0.5, weights: np.ndarray | None = None
+                        ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, float | None]]]:
+    """``(bootstrap(...), {model: point(...)})`` with the same arguments: the large-window
+    bootstrap computes every model's exact point to centre its replicates, so it is not
+    computed twice."""
+    replicates, exact = _bootstrap(task, y, predictions, n_boot, rng, threshold, weights)
+    if exact is None:
+        points = {name: point(task, y, p, threshold, weights=weights) for name, p in predictions.items()}
+    else:
+        points = {name: {m: _num(v[0]) for m, v in per.items()} for name, per in exact.items()}
+    return replicates, points
+
+
+def _bootstrap(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_boot: int,
+               rng: np.random.Generator, threshold: float, weights: np.ndarray | None
+               ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]] | None]:
+    """:func:`bootstrap`, and each model's metrics on the whole window at ``weights`` (as
+    :func:`point` computes them, before rounding to floats) when they were needed, else None."""
     n = len(y)
     keep = _spread_rows(n, rng)
     if keep is not None:
         y = np.asarray(y)
         sub_weights = None if weights is None else np.asarray(weights)[keep]
-        sub = _bootstrap_large(task, y[keep], {k: np.asarray(v)[keep] for k, v in predictions.items()}, n_boot,
-                               rng, threshold, sub_weights)
+        sub, at_subs = _bootstrap_large(task, y[keep], {k: np.asarray(v)[keep] for k, v in predictions.items()},
+                                        n_boot, rng, threshold, sub_weights)
         full_ones = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=float)[None, :]
-        sub_ones = full_ones[:, keep]
         out: dict[str, dict[str, np.ndarray]] = {}
+        fulls: dict[str, dict[str, np.ndarray]] = {}
         for name, per in sub.items():
-            full = scorer(task, y, predictions[name], threshold)(full_ones)
-            at_sub = scorer(task, y[keep], np.asarray(predictions[name])[keep], threshold)(sub_ones)
+            # The subsample's own exact point (computed by _bootstrap_large at the same weights).
+            full = fulls[name] = scorer(task, y, predictions[name], threshold)(full_ones)
+            at_sub = at_subs[name]
             out[name] = {m: _recentred(v, at_sub[m][0], full[m][0], keep.size, n) for m, v in per.items()}
-        return out
+        return out, fulls
     if n > EXACT_MAX_ROWS:
         return _bootstrap_large(task, y, predictions, n_boot, rng, threshold, weights)
     scorers = {name: scorer(task, y, p, threshold) for name, p in predictions.items()}
@@ -400,13 +468,14 @@ def bootstrap(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_bo
             for metric, values in score(W).items():
                 chunks[name].setdefault(metric, []).append(values)
         done += b
-    return {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in chunks.items()}
+    return {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in chunks.items()}, None
 
 
 def _bootstrap_large(task: str, y: np.ndarray, predictions: dict[str, np.ndarray], n_boot: int,
                      rng: np.random.Generator, threshold: float, weights: np.ndarray | None
-                     ) -> dict[str, dict[str, np.ndarray]]:
-    """The Poisson bootstrap on binned scores (module docstring), shifted onto exact points."""
+                     ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
+    """The Poisson bootstrap on binned scores (module docstring), shifted onto exact points;
+    also returns the exact points."""
     import scipy.sparse as sp
 
     n = len(y)
@@ -415,7 +484,7 @@ def _bootstrap_large(task: str, y: np.ndarray, predictions: dict[str, np.ndarray
     if task == "binary":
         designs = [_binary_design(predictions[name], y, threshold) for name in names]
         widths = [2 * k + 5 for _, k in designs]
-        design = sp.vstack([d for d, _ in designs]).tocsr()
+        design = sp.vstack([d for d, _ in designs], format="csc")
     else:
         per_rows = []
         for name in names:
@@ -439,6 +508,7 @@ def _bootstrap_large(task: str, y: np.ndarray, predictions: dict[str, np.ndarray
     totals = np.concatenate(sums, axis=1)  # (sum of widths, n_boot)
     ones = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=float)[None, :]
     result: dict[str, dict[str, np.ndarray]] = {}
+    exacts: dict[str, dict[str, np.ndarray]] = {}
     offset = 0
     for name, width in zip(names, widths):
         part = totals[offset:offset + width].T
@@ -450,12 +520,12 @@ def _bootstrap_large(task: str, y: np.ndarray, predictions: dict[str, np.ndarray
         else:
             reps = _regression_from_sums(part)
             binned_point = None
-        exact = scorer(task, y, predictions[name], threshold)(ones)
+        exact = exacts[name] = scorer(task, y, predictions[name], threshold)(ones)
         result[name] = {}
         for metric, values in reps.items():
             shift = 0.0 if binned_point is None else exact[metric][0] - binned_point[metric][0]
             result[name][metric] = values + shift
-    return result
+    return result, exacts
 
 
 def _binned_point(design_t: Any, ones: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

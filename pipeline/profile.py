@@ -46,8 +46,14 @@ def bin_edges(values: np.ndarray, n_bins: int) -> list[float]:
 def bin_counts(values: np.ndarray, edges: list[float]) -> list[int]:
     """Counts of finite ``values`` in ``(-inf,e0], (e0,e1], ..., (eK,inf)``."""
     values = values[np.isfinite(values)]
-    idx = np.searchsorted(np.asarray(edges, dtype=float), values, side="left")
-    return [int(c) for c in np.bincount(idx, minlength=len(edges) + 1)]
+    cuts = np.asarray(edges, dtype=float)
+    if not (np.isfinite(cuts).all() and (np.diff(cuts) > 0).all()):
+        idx = np.searchsorted(cuts, values, side="left")
+        return [int(c) for c in np.bincount(idx, minlength=len(edges) + 1)]
+    # Bin i holds edges[i-1] < v <= edges[i]: differences of "at most each edge" counts (a
+    # compare per edge instead of a binary search per value; the same integers).
+    at_most = [0, *(int(np.count_nonzero(values <= e)) for e in cuts), int(values.size)]
+    return [b - a for a, b in zip(at_most, at_most[1:])]
 
 
 def numeric_profile(series: pd.Series, n_bins: int = 10, sample_size: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -59,13 +65,24 @@ def numeric_profile(series: pd.Series, n_bins: int = 10, sample_size: int = 1000
     if finite.size == 0:
         out.update(mean=None, std=None, min=None, max=None, quantiles={}, bin_edges=[], bin_counts=[0], sample=[])
         return out
-    edges = bin_edges(finite, n_bins)
+    if np.signbit(finite[finite == 0]).any():
+        # -0.0 and 0.0 compare equal, so which of them a partition puts at a quantile's rank
+        # depends on the partition: keep the two calls the profile has always made.
+        edges = bin_edges(finite, n_bins)
+        quantiles = np.quantile(finite, QUANTILES)
+    else:
+        # The bin edges' quantiles and the profile's from one partition of the values: the same
+        # order statistics and interpolation, so the same numbers as :func:`bin_edges`.
+        edge_qs = np.linspace(0, 1, n_bins + 1)[1:-1]
+        both = np.quantile(finite, np.concatenate([edge_qs, QUANTILES]))
+        edges = [float(x) for x in np.unique(both[:edge_qs.size])]
+        quantiles = both[edge_qs.size:]
     rng = np.random.default_rng(seed)
     sample = finite if finite.size <= sample_size else rng.choice(finite, size=sample_size, replace=False)
     out.update(
         mean=float(finite.mean()), std=float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
         min=float(finite.min()), max=float(finite.max()),
-        quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(finite, QUANTILES))},
+        quantiles={str(q): float(v) for q, v in zip(QUANTILES, quantiles)},
         bin_edges=edges, bin_counts=bin_counts(finite, edges),
         sample=[float(x) for x in np.sort(sample)],
     )

@@ -336,9 +336,22 @@ def _write_parquet_rows(path: str | Path, df: Any, rows: Any) -> None:
             part = keep[start:start + PARQUET_CHUNK_ROWS]
             if not part.any():
                 continue
-            chunk = df.iloc[start:start + PARQUET_CHUNK_ROWS]
-            chunk = chunk if part.all() else chunk.loc[part]
-            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            first = int(part.argmax())
+            last = part.size - int(part[::-1].argmax())
+            if part.all():
+                table = pa.Table.from_pandas(df.iloc[start:start + PARQUET_CHUNK_ROWS], schema=schema,
+                                             preserve_index=False)
+            elif part[first:last].all():
+                # One run of rows (a time window of time-ordered rows): a slice instead of a row
+                # copy of every column. Its Arrow-backed columns are made one chunk each, as
+                # selecting rows makes them: where a column's chunks end decides where the
+                # parquet writer gives up on a dictionary, so the file would differ otherwise.
+                table = pa.Table.from_pandas(df.iloc[start + first:start + last], schema=schema,
+                                             preserve_index=False).combine_chunks()
+            else:
+                table = pa.Table.from_pandas(df.iloc[start:start + PARQUET_CHUNK_ROWS].loc[part], schema=schema,
+                                             preserve_index=False)
+            writer.write_table(table)
             wrote = True
         if not wrote:
             writer.write_table(pa.Table.from_pandas(df.iloc[:0], schema=schema, preserve_index=False))

@@ -249,3 +249,43 @@ def test_label_draws_on_a_subsample_agree_with_every_row(monkeypatch):
         a, b = sub[metric], every[metric]
         assert 0.8 < a.std() / b.std() < 1.25, (metric, a.std(), b.std())
         assert abs(np.mean(a) - expected[metric][0]) < 0.5 * b.std() + 1e-4, metric
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+@pytest.mark.parametrize("n", [3_000, 60_000, 120_000])
+def test_bootstrap_and_point_is_bootstrap_plus_point_to_the_bit(task, n, monkeypatch):
+    """The shortcut that takes each model's exact point from the bootstrap's own centring
+    changes no number: replicates and points equal bootstrap() and point() exactly, in every
+    regime (exact, binned, subsampled: SPREAD_MAX_ROWS lowered for the last)."""
+    monkeypatch.setattr(metrics, "SPREAD_MAX_ROWS", 100_000)
+    rng = np.random.default_rng(n)
+    z = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+    preds = {"candidate": 1 / (1 + np.exp(-(z + rng.normal(size=n)))), "champion": np.round(1 / (1 + np.exp(-z)), 2)}
+    if task == "regression":
+        y = y * 3 + z
+    w = rng.gamma(2.0, size=n)
+    for weights in (None, w):
+        reps, points = metrics.bootstrap_and_point(task, y, preds, 120, np.random.default_rng(4), 0.4, weights=weights)
+        want = metrics.bootstrap(task, y, preds, 120, np.random.default_rng(4), 0.4, weights=weights)
+        for role in preds:
+            assert points[role] == metrics.point(task, y, preds[role], 0.4, weights=weights)
+            for metric, values in want[role].items():
+                np.testing.assert_array_equal(reps[role][metric], values)
+
+
+@pytest.mark.parametrize("n", [3_000, 60_000, 120_000])
+def test_label_draws_of_some_metrics_equal_those_of_all(n, monkeypatch):
+    """``only=`` (ranking metrics skip the per-row sums) and ``expected=`` change no replicate."""
+    monkeypatch.setattr(metrics, "SPREAD_MAX_ROWS", 100_000)
+    rng = np.random.default_rng(n)
+    s = np.round(rng.random(n), 3)
+    p = np.clip(s * 0.8 + 0.1, 0, 1)
+    every = metrics.label_draw_replicates(s, p, 60, np.random.default_rng(2), 0.4)
+    expected = metrics.binary_soft(s, p[None, :], (1 - p)[None, :], 0.4)
+    for only in (("roc_auc",), ("pr_auc", "roc_auc"), ("f1",), ("brier", "log_loss")):
+        for given in (None, expected):
+            got = metrics.label_draw_replicates(s, p, 60, np.random.default_rng(2), 0.4, only=only, expected=given)
+            assert set(got) == set(only)
+            for metric in only:
+                np.testing.assert_array_equal(got[metric], every[metric])

@@ -280,3 +280,44 @@ def test_write_parquet_rows_writes_the_selection_slice_by_slice(tmp_path, monkey
     pd.testing.assert_frame_equal(back, df.loc[keep].reset_index(drop=True))
     empty = store.read_parquet(store.write_parquet(str(tmp_path / "none.parquet"), df, rows=np.zeros(30, bool)))
     assert len(empty) == 0 and list(empty.dtypes) == list(df.dtypes)
+
+
+def test_write_parquet_rows_of_one_run_writes_the_bytes_of_a_copy(tmp_path, monkeypatch):
+    """A selection that is one run of rows (a time window) is written from a slice of the frame:
+    the file is byte for byte the one a copied selection gives, across slice boundaries, and
+    with string columns in several Arrow chunks (where chunks end decides where the writer
+    gives up dictionary-encoding 60k unique ids)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import storage
+
+    n = 60_000
+
+    def chunked(values: list[str], step: int) -> pd.Series:
+        parts = [pa.array(values[i:i + step], type=pa.large_string()) for i in range(0, len(values), step)]
+        return pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(parts))).astype("str")
+
+    df = pd.DataFrame({"x": np.r_[np.arange(n - 1, dtype=float), np.nan],
+                       "id": chunked([f"application-{i:012d}-{i * 7919 % 1000003:08d}" for i in range(n)], 7_000),
+                       "s": chunked([f"v{i % 4}" for i in range(n)], 9_000),
+                       "t": pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC"),
+                       "y": pd.array([1, None] * (n // 2), dtype="Int64")})
+    store = storage.Store.for_uri(str(tmp_path))
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    for chunk_rows in (1_000_000, 25_000):
+        monkeypatch.setattr(storage, "PARQUET_CHUNK_ROWS", chunk_rows)
+        for lo, hi in ((3_000, 58_000), (0, n), (25_000, 50_000), (n - 1, n), (2, 5)):
+            keep = (np.arange(n) >= lo) & (np.arange(n) < hi)
+            got = store.write_parquet(str(tmp_path / f"run{lo}.parquet"), df, rows=keep)
+            want = tmp_path / f"copy{lo}.parquet"
+            with pq.ParquetWriter(str(want), schema) as writer:
+                for start in range(0, n, chunk_rows):
+                    part = keep[start:start + chunk_rows]
+                    if part.any():
+                        chunk = df.iloc[start:start + chunk_rows]
+                        chunk = chunk if part.all() else chunk.loc[part]
+                        writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            assert open(got, "rb").read() == want.read_bytes(), (chunk_rows, lo, hi)
