@@ -735,9 +735,14 @@ def _condition(view: pd.DataFrame, kwargs: dict[str, Any]) -> np.ndarray:
     if kwargs.get("condition_parser", "pandas") != "pandas":
         raise InvalidSuite(f"row_condition with condition_parser {kwargs.get('condition_parser')!r}: only "
                            "'pandas' conditions can be applied to quarantine rows")
-    selected = np.zeros(len(view), dtype=bool)
-    selected[view.reset_index(drop=True).query(kwargs["row_condition"], parser="pandas").index.to_numpy()] = True
-    return selected
+    # DataFrame.query's own first step, without copying the selected rows of every column.
+    selected = view.eval(kwargs["row_condition"], parser="pandas")
+    if isinstance(selected, pd.Series) and (selected.dtype == np.dtype(bool)
+                                            or isinstance(selected.dtype, pd.BooleanDtype)):
+        return selected.to_numpy(dtype=bool, na_value=False)  # query's .loc drops NA rows
+    mask = np.zeros(len(view), dtype=bool)
+    mask[view.reset_index(drop=True).query(kwargs["row_condition"], parser="pandas").index.to_numpy()] = True
+    return mask
 
 
 def _add_reason(reasons: np.ndarray, mask: np.ndarray, label: str) -> None:
