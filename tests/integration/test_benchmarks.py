@@ -40,6 +40,10 @@ def test_pipeline_benchmark_compares_the_whole_run_with_the_bare_work(tmp_path):
     assert abs(report["quality"]["roc_auc_difference"]) < 0.002
     assert report["quality"]["best_iteration"][0] == report["quality"]["best_iteration"][1]
     assert set(report["ratio"]) == {"wall", "cpu", "peak_rss"}
+    docs = report["pipeline"]["data_docs_rendered_apart"]
+    assert docs["seconds"] > 0 and docs["cpu_seconds"] > 0
+    assert report["ratio_including_data_docs"]["wall"] > report["ratio"]["wall"]
+    assert len(report["pairs"]) == 1
 
 
 @pytest.mark.parametrize("args,fields", [
