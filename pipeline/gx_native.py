@@ -42,6 +42,7 @@ import pathlib
 import re
 import sys
 import uuid
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -239,18 +240,33 @@ def _not_null(view: pd.DataFrame, kwargs: dict) -> dict:
     return _map_output(success, total, None, count, column, unexpected)
 
 
-def _column_map(meets: Any) -> Any:
+def _column_map(meets: Any, masked: bool = False) -> Any:
     """A map expectation whose condition ``meets(non_null_values, kwargs)`` judges the
-    non-null values of the domain (GX's ``filter_column_isnull``)."""
+    non-null values of the domain (GX's ``filter_column_isnull``).
+
+    ``masked``: ``meets`` may also be given the whole column, nulls included, on the dtypes of
+    :func:`_maskable` (its answer for a null is then ignored): the same unexpected values and
+    index labels without copying the non-null rows out of a large column first."""
 
     def run(view: pd.DataFrame, kwargs: dict) -> dict:
         mostly = _mostly(kwargs)
         column = _column(view, kwargs)
         present = column.notnull().to_numpy(dtype=bool)
-        values = column if present.all() else column[present]
-        unexpected = ~np.asarray(meets(values, kwargs), dtype=bool)
+        nonnull = int(np.count_nonzero(present))
+        if nonnull == len(column):
+            values = column
+            unexpected = ~np.asarray(meets(values, kwargs), dtype=bool)
+        elif masked and _maskable(column.dtype):
+            values = column  # unexpected is a mask over every row; the nulls are never in it
+            meets_all = meets(column, kwargs)
+            meets_all = (meets_all.to_numpy(dtype=bool, na_value=False) if isinstance(meets_all, pd.Series)
+                         else np.asarray(meets_all, dtype=bool))
+            unexpected = present & ~meets_all
+        else:
+            values = column[present]
+            unexpected = ~np.asarray(meets(values, kwargs), dtype=bool)
         _need(len(unexpected) == len(values))
-        total, nonnull, count = len(column), len(values), int(np.count_nonzero(unexpected))
+        total, count = len(column), int(np.count_nonzero(unexpected))
         if total == 0 or nonnull == 0:
             success = True
         else:
@@ -258,6 +274,15 @@ def _column_map(meets: Any) -> Any:
         return _map_output(success, total, nonnull, count, values, unexpected)
 
     return run
+
+
+def _maskable(dtype: Any) -> bool:
+    """Dtypes whose nulls compare, match and count as no value at all (NaN, NaT, pd.NA), so a
+    condition on the whole column agrees with it on the non-null values wherever a value is."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "fM"
+    return isinstance(dtype, (pd.StringDtype, pd.core.arrays.integer.IntegerDtype,
+                              pd.core.arrays.floating.FloatingDtype))
 
 
 def _between(values: pd.Series, kwargs: dict) -> np.ndarray:
@@ -282,7 +307,7 @@ def _between(values: pd.Series, kwargs: dict) -> np.ndarray:
         column = values  # GX compares each Python number with the float bound: exact here too
     else:
         raise _Unsupported
-    return _vectorized(column, low, high, strict_min, strict_max).to_numpy(dtype=bool)
+    return _vectorized(column, low, high, strict_min, strict_max).to_numpy(dtype=bool, na_value=False)
 
 
 def _numeric_by_value(values: pd.Series) -> bool:
@@ -294,8 +319,8 @@ def _numeric_by_value(values: pd.Series) -> bool:
         if np.dtype(dtype.numpy_dtype if hasattr(dtype, "numpy_dtype") else dtype).itemsize < 8:
             return True  # every value is exact as a float64
         # Python compares an int with a float exactly; numpy casts the int to float64 first.
-        numbers = values.to_numpy(dtype="float64")
-        return len(numbers) == 0 or float(np.abs(numbers).max()) <= _EXACT_INT
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+        return len(numbers) == 0 or not (np.abs(numbers) > _EXACT_INT).any()
     return False
 
 
@@ -320,11 +345,47 @@ def _in_set(values: pd.Series, kwargs: dict) -> np.ndarray:
     if isinstance(values.dtype, pd.StringDtype):
         # GX sees Python strings in an object column; only strings can equal them.
         value_set = [v for v in value_set if isinstance(v, str)]
-    return values.isin(value_set).to_numpy(dtype=bool)
+    return values.isin(value_set).to_numpy(dtype=bool, na_value=False)
 
 
 def _unique(values: pd.Series, kwargs: dict) -> np.ndarray:
-    return (~values.duplicated(keep=False)).to_numpy(dtype=bool)
+    return ~duplicate_masks(values)[0]
+
+
+# id(array) -> (weak reference to the array, masks); arrays compare element-wise, so not a dict key.
+_DUPLICATES: dict[int, tuple[Any, tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def duplicate_masks(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(repeated, after_first)`` over the rows of ``column``: the non-null values that occur more
+    than once, every occurrence (GX's ``unique`` rule, ``duplicated(keep=False)``), and the
+    occurrences after the first (the rows :mod:`pipeline.validate` quarantines,
+    ``duplicated(keep="first")``). Nulls are in neither.
+
+    One factorisation gives both (hashing a million Arrow strings is ~0.35 s; the expectation and
+    the quarantine mask used to hash them twice). They are kept for the column's array while it
+    lives, so the second caller of a validation gets them free."""
+    array = column.array
+    kept = _DUPLICATES.get(id(array))
+    if kept is not None and kept[0]() is array:
+        return kept[1]
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    codes = np.asarray(codes)
+    present = codes >= 0
+    safe = np.where(present, codes, 0)
+    repeated = present & (np.bincount(codes[present], minlength=max(len(uniques), 1))[safe] > 1)
+    # factorize numbers values in order of first appearance: a row is the first of its value
+    # exactly when its code exceeds every code before it.
+    seen = np.maximum.accumulate(np.concatenate([[-1], codes]))[:-1]
+    after_first = present & (codes <= seen)
+    result = (repeated, after_first)
+    for key in [k for k, (ref, _) in _DUPLICATES.items() if ref() is None]:
+        del _DUPLICATES[key]
+    try:
+        _DUPLICATES[id(array)] = (weakref.ref(array), result)
+    except TypeError:  # an array type that takes no weak reference: not kept
+        pass
+    return result
 
 
 def _in_type_list_types(type_list: list[str]) -> tuple:
@@ -508,9 +569,9 @@ def _json(data: Any) -> Any:
 
 _EVALUATORS = {
     "expect_column_values_to_not_be_null": _not_null,
-    "expect_column_values_to_be_between": _column_map(_between),
-    "expect_column_values_to_be_in_set": _column_map(_in_set),
-    "expect_column_values_to_be_unique": _column_map(_unique),
+    "expect_column_values_to_be_between": _column_map(_between, masked=True),
+    "expect_column_values_to_be_in_set": _column_map(_in_set, masked=True),
+    "expect_column_values_to_be_unique": _column_map(_unique, masked=True),
     "expect_column_values_to_be_in_type_list": _in_type_list,
     "expect_table_row_count_to_be_between": _row_count,
     "expect_table_columns_to_match_set": _columns_match_set,

@@ -908,9 +908,9 @@ def run_all(env: RunEnv, data_docs: bool = True) -> dict:
 
     if env.handoff is None and env.settings.handoff_mb > 0:
         env = replace(env, handoff=FrameHandoff(env.settings.handoff_mb * 2**20))
-    from pipeline.train import prewarm
+    from pipeline import prewarm
 
-    prewarm(env.settings.mlflow_tracking_uri)
+    prewarm.start(env.settings.mlflow_tracking_uri)
     try:
         snapshot = ingest_step(env)
         validation = validate_step(env, snapshot)

@@ -160,7 +160,9 @@ def train(spec: "ModelSpec", split: Split, store: Store, *, tracking_uri: str,
         StorageError: a split file cannot be read.
         DaskUnavailable: (engine ``dask``) the scheduler cannot be reached or has no workers.
     """
-    _await_prewarm()
+    from pipeline import prewarm
+
+    prewarm.wait()
     engine = training_engine(spec, split)
     trigger = trigger or (lineage or {}).get("driftline.trigger") or "manual"
     lineage = {**(lineage or {}), "driftline.training.engine": engine}
@@ -366,42 +368,6 @@ def _warm_imports() -> None:
     import mlflow.sklearn  # noqa: F401
     import skops.io  # noqa: F401
     from sklearn import calibration  # noqa: F401
-
-
-def prewarm(tracking_uri: str) -> Any:
-    """Start, in a background thread, what training would otherwise do beside its fit: the
-    imports of XGBoost, MLflow and the logging code (:func:`_warm_imports`) and opening the
-    tracking store (the engine is cached per URI). A one-process run (the CLI's ``run``) starts it
-    before ingest, whose reads and writes leave a core idle; during the fit both cores are
-    XGBoost's. Returns the thread; failures are left for the training step to meet and report."""
-    import threading
-
-    def work() -> None:
-        try:
-            import xgboost  # noqa: F401
-            from mlflow import MlflowClient
-
-            _warm_imports()
-            MlflowClient(tracking_uri).search_experiments(max_results=1)
-        except Exception as err:  # the training step opens the store itself and reports its errors
-            log.debug("prewarm: %s", err)
-
-    global _prewarming
-    thread = threading.Thread(target=work, name="driftline-prewarm", daemon=True)
-    thread.start()
-    _prewarming = thread
-    return thread
-
-
-_prewarming: Any = None
-
-
-def _await_prewarm() -> None:
-    """Training opens the tracking store only after a prewarm has finished with it: two threads
-    creating a fresh SQLite store at once would both try to create its tables."""
-    thread = _prewarming
-    if thread is not None:
-        thread.join()
 
 
 def _abandon_run(side: "_Side", tracking_uri: str) -> None:

@@ -761,7 +761,9 @@ def _row_mask(exp: dict[str, Any], column: pd.Series) -> np.ndarray:
     if kind == "expect_column_values_to_be_unique":
         # The first occurrence of an id stays clean: a re-delivered row must not take the original
         # with it into quarantine (GX's own count marks every occurrence).
-        return present & column.duplicated(keep="first").to_numpy()
+        from pipeline.gx_native import duplicate_masks
+
+        return duplicate_masks(column)[1]
     if kind == "expect_column_values_to_be_in_set":
         return present & ~column.isin(list(kwargs.get("value_set") or [])).to_numpy()
     if kind == "expect_column_values_to_be_dateutil_parseable":

@@ -322,3 +322,25 @@ def test_json_conversion_follows_gx():
     assert j(pd.Timestamp("2026-01-01 01:02:03")) == "2026-01-01T01:02:03"
     assert j(datetime.date(2026, 1, 2)) == "2026-01-02"
     assert j(np.float32(0.5)) == 0.5 and j(pd.Timestamp("2026-01-01").to_datetime64()) == "2026-01-01T00:00:00.000000"
+
+
+@pytest.mark.parametrize("dtype", ["str", "float64", "Int64", "object"])
+def test_duplicate_masks_are_pandas_duplicated_over_the_non_null_values(dtype):
+    """One factorisation gives GX's every-occurrence rule and the quarantine's after-the-first
+    rule, as pandas' duplicated gives them, on random columns with nulls and empty ones."""
+    from pipeline.gx_native import duplicate_masks
+
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        n = int(rng.integers(0, 40))
+        values = rng.integers(0, 8, size=n).astype(float)
+        values[rng.random(n) < 0.2] = np.nan
+        if dtype in ("str", "object"):
+            column = pd.Series([None if np.isnan(v) else str(int(v)) for v in values], dtype=dtype)
+        else:
+            column = pd.Series(values).astype(dtype)
+        present = column.notna().to_numpy()
+        repeated, after_first = duplicate_masks(column)
+        assert (repeated == (present & column.duplicated(keep=False).to_numpy())).all()
+        assert (after_first == (present & column.duplicated(keep="first").to_numpy())).all()
+        assert duplicate_masks(column)[0] is repeated or dtype != "str"  # kept for the column's array
