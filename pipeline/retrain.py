@@ -911,6 +911,7 @@ def run_all(env: RunEnv, data_docs: bool = True) -> dict:
     from pipeline import prewarm
 
     prewarm.start(env.settings.mlflow_tracking_uri)
+    validation = None
     try:
         snapshot = ingest_step(env)
         validation = validate_step(env, snapshot)
@@ -920,13 +921,16 @@ def run_all(env: RunEnv, data_docs: bool = True) -> dict:
         trained = train_step(env, split)
         evaluation = evaluate_step(env, split, trained)
         promote_step(env, evaluation)
-        if data_docs:
-            data_docs_step(env, validation)
     except Exception as err:  # recorded by the failing step; the report below explains and raises
         log.error("%s: %s", type(err).__name__, redact(str(err)))
     finally:
         if env.handoff is not None:
             env.handoff.clear()
+    if data_docs and validation is not None:  # whatever later steps did, as the DAG's task does
+        try:
+            data_docs_step(env, validation)
+        except Exception as err:  # the pages are a view of validation.json and gx_results.json, both kept
+            log.error("could not render the Data Docs: %s: %s", type(err).__name__, redact(str(err)))
     return report_step(env).to_dict()
 
 

@@ -130,8 +130,10 @@ class RunEnv:
         """
         import mlflow
 
+        from pipeline import prewarm
         from pipeline.tracking import fail_fast
 
+        prewarm.wait()  # a prewarm may still be creating a fresh store's tables
         fail_fast()
         mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
         mlflow.set_registry_uri(self.settings.mlflow_tracking_uri)
