@@ -503,3 +503,28 @@ print(json.dumps({{"gx": "great_expectations" in sys.modules, "pending": report.
     page = next((out_dir / "data_docs" / "validations").rglob("*.html")).read_text()
     assert uri.endswith("index.html") and json.loads((out_dir / "validation.json").read_text())["data_docs_pending"] is False
     assert "income" in page and "Severity" in page
+
+
+def test_results_gx_computes_itself_are_stored_as_gx_json_and_rendered_later(tmp_path):
+    """An expectation gx_native leaves to GX (here a column mean) is computed by GX, stored in
+    gx_results.json as GX's own JSON beside the native ones, and shown by the Data Docs rendered
+    later from that file."""
+    from pipeline import gx_native
+
+    df = _tiny_frame()
+    suite = _suite(_exp(NOT_NULL, "critical", True, column="x"),
+                   _exp("expect_column_mean_to_be_between", "warning", column="x", min_value=-1e9, max_value=1e9))
+    assert gx_native.evaluate(df, suite["expectations"][1]) is None  # left to GX
+    store = Store.for_uri(str(tmp_path))
+    store.write_parquet(str(tmp_path / "snapshot.parquet"), df)
+    out = str(tmp_path / "out")
+    report = validate(_tiny_spec(), str(tmp_path / "snapshot.parquet"), store, out, suite=suite, render_docs=False)
+    assert report.data_docs_pending
+    stored = json.loads((tmp_path / "out" / "gx_results.json").read_text())
+    by_type = {r["expectation"]["type"]: r["result"] for r in stored["results"]}
+    assert by_type["expect_column_mean_to_be_between"]["success"] is True
+    assert "observed_value" in by_type["expect_column_mean_to_be_between"]["result"]
+    assert by_type[NOT_NULL]["result"]["element_count"] == len(df)
+    render_data_docs(store, out)
+    page = next((tmp_path / "out" / "data_docs" / "validations").rglob("*.html")).read_text()
+    assert "mean" in page and "Severity" in page
