@@ -400,15 +400,8 @@ def _in_type_list_types(type_list: list[str]) -> tuple:
                     comp_types.append(pd_type)
             except AttributeError:
                 pass
-            try:
-                pd_type = getattr(pd.core.dtypes.dtypes, type_)
-                if isinstance(pd_type, type):
-                    comp_types.append(pd_type)
-            except AttributeError:
-                pass
-        native = _native_type(type_)
-        if native is not None:
-            comp_types.extend(native)
+            comp_types.extend(_dtypes_module_type(type_))
+        comp_types.extend(_native_type(type_) or ())
     _need(len(comp_types) > 0)  # GX: "No recognized numpy/python type in list"
     return tuple(comp_types)
 
@@ -477,16 +470,16 @@ def _dtype_in_list(actual: Any, type_list: list[str]) -> bool:
                             comp_types.append(pd_type())
                     except TypeError:
                         pass
-            try:
-                pd_type = getattr(pd.core.dtypes.dtypes, type_)
-                if isinstance(pd_type, type):
-                    comp_types.append(pd_type)
-            except AttributeError:
-                pass
-        native = _native_type(type_)
-        if native is not None:
-            comp_types.extend(native)
+            comp_types.extend(_dtypes_module_type(type_))
+        comp_types.extend(_native_type(type_) or ())
     return bool(actual in comp_types)
+
+
+def _dtypes_module_type(type_: str) -> list[type]:
+    """The class ``pandas.core.dtypes.dtypes`` names ``type_``, as both of GX's type-list checks
+    look it up after numpy does not know the name."""
+    pd_type = getattr(pd.core.dtypes.dtypes, type_, None)
+    return [pd_type] if isinstance(pd_type, type) else []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -343,4 +343,5 @@ def test_duplicate_masks_are_pandas_duplicated_over_the_non_null_values(dtype):
         repeated, after_first = duplicate_masks(column)
         assert (repeated == (present & column.duplicated(keep=False).to_numpy())).all()
         assert (after_first == (present & column.duplicated(keep="first").to_numpy())).all()
-        assert duplicate_masks(column)[0] is repeated or dtype != "str"  # kept for the column's array
+        if dtype == "str":  # an Arrow-backed column's array is one object: its masks are kept
+            assert duplicate_masks(column)[0] is repeated
