@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -333,15 +334,21 @@ def split_and_profile(spec: "ModelSpec", clean_uri: str, store: Store, out_prefi
     # Windows end at the labelled end, so no recent row is in one. Each window is written
     # straight from the snapshot frame (no copy when its rows are already in time order).
     positions = _window_rows(spec, df, bounds)
-    uris = {name: _write_rows(store, join(out_prefix, f"{name}.parquet"), df, positions[name])
-            for name in WINDOW_NAMES}
-    recent_uri = store.write_parquet(join(out_prefix, "recent.parquet"), recent) if len(recent) else ""
-    parts = _LazyParts(df, positions)
-    profile_rows, profile_window, reference = _reference_rows(spec, plan, parts, recent, bounds, data_interval_end)
+    # The files are written by two threads while this one profiles: parquet encoding and numpy's
+    # sorts run outside the GIL. Every write is done (or has raised) before the Split is returned.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftline-split-write") as pool:
+        writes = {name: pool.submit(_write_rows, store, join(out_prefix, f"{name}.parquet"), df, positions[name])
+                  for name in WINDOW_NAMES}
+        if len(recent):
+            writes["recent"] = pool.submit(store.write_parquet, join(out_prefix, "recent.parquet"), recent)
+        parts = _LazyParts(df, positions)
+        profile_rows, profile_window, reference = _reference_rows(spec, plan, parts, recent, bounds, data_interval_end)
+        profile = build_profile(profile_rows, spec, window=profile_window)
+        uris = {name: future.result() for name, future in writes.items()}
+    recent_uri = uris.pop("recent", "")
     # Usually the reference rows are the test window (None): its file serves, and its scores are reused.
     reference_uri = (uris["test"] if reference is None
                      else store.write_parquet(join(out_prefix, "reference.parquet"), reference))
-    profile = build_profile(profile_rows, spec, window=profile_window)
     profile["plan"] = plan.kind
     profile_uri = store.write_json(join(out_prefix, "profile.json"), profile)
     return Split(

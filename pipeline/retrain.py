@@ -384,9 +384,10 @@ def train_step(env: RunEnv, split: Any) -> Any:
 def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
     """Score candidate, baseline and champion on the test window; apply the promotion rule.
 
-    Also stores on the training run what the monitor later needs of whichever challenger gets
-    promoted: ``monitoring/<role>.json`` (test metric, feature importance, score profile,
-    calibration and label-free reference; see :func:`monitoring_reference`).
+    Also stores on the training run what the monitor later needs of the model it registers (the
+    chosen role, else the candidate; no other of its models can become champion):
+    ``monitoring_<role>.json`` (test metric, feature importance, score profile, calibration and
+    label-free reference; see :func:`monitoring_reference`).
     """
     from pipeline import registry
     from pipeline.evaluate import evaluate
@@ -424,12 +425,11 @@ def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
                       force=env.force_promote, reason=env.reason)
 
     run_id = trained["run_id"]
-    for role, values in evaluation.metrics.items():
-        prefix = "test_" if role == "candidate" else f"{role}_test_"
-        for metric, ci in values.items():
-            if ci.get("estimate") is not None:
-                client.log_metric(run_id, f"{prefix}{metric}", float(ci["estimate"]))
-    references = monitoring_reference(env, split, trained, models, evaluation, test_scores)
+    _log_test_metrics(client, run_id, evaluation.metrics)
+    # The reference of the role this run registers (the chosen one, else the candidate): the only
+    # one of its models that can become champion (promote_step, rollback).
+    registered = decision.chosen or "candidate"
+    references = monitoring_reference(env, split, trained, {registered: models[registered]}, evaluation, test_scores)
     log_text_artifacts(client, run_id, {"evaluation.json": dumps(evaluation.to_dict()),
                                         **{f"monitoring_{role}.json": dumps(ref) for role, ref in references.items()}})
     client.set_tag(run_id, "driftline.gates", "pass" if decision.promote else "fail")
@@ -437,7 +437,7 @@ def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
     for line in gate_lines(decision.to_dict()):
         log.info("gate %s", line)
     log.info("decision: %s", decision.summary)
-    chosen = decision.chosen or "candidate"
+    chosen = registered
     return EvaluationOutcome(
         evaluation_uri=evaluation.uri or "", decision=decision.to_dict(), chosen=decision.chosen,
         champion_before=champion.version if champion else None, candidate_run_id=run_id,
@@ -448,6 +448,17 @@ def evaluate_step(env: RunEnv, split: Any, trained: Any) -> EvaluationOutcome:
         mlflow_run_url=trained.get("mlflow_run_url") or "", snapshot_hash=snapshot_hash, plan=split.get("plan") or {},
         champion_test_metric=(evaluation.metrics.get("champion") or {}).get(spec.primary_metric, {}).get("estimate"),
     )
+
+
+def _log_test_metrics(client: Any, run_id: str, metrics: dict[str, dict[str, dict]]) -> None:
+    """Each role's test metrics on the training run (``test_<metric>`` for the candidate,
+    ``<role>_test_<metric>`` for the others), in one batch."""
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    batch = [Metric(("test_" if role == "candidate" else f"{role}_test_") + metric, float(ci["estimate"]), stamp, 0)
+             for role, values in metrics.items() for metric, ci in values.items() if ci.get("estimate") is not None]
+    client.log_batch(run_id, metrics=batch)
 
 
 def _load_champion(env: RunEnv, champion: Any) -> Any:
@@ -468,7 +479,7 @@ def _load_champion(env: RunEnv, champion: Any) -> Any:
 
 def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[str, Any],
                          evaluation: Any, test_scores: dict[str, Any] | None = None) -> dict[str, dict]:
-    """What the monitor compares a challenger with once it is champion, per role.
+    """What the monitor compares a challenger with once it is champion, per role of ``models``.
 
     ``test_metric``: its primary metric on the test window with the bootstrap standard error
     (the realised reference); ``feature_importance``; ``reference_scores``: its score profile
@@ -501,8 +512,8 @@ def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[s
 
     importance = {"candidate": trained["feature_importance"],
                   "baseline": trained.get("baseline_importance") or trained["feature_importance"]}
-    out = {}
-    for role, model in models.items():
+
+    def reference_of(role: str, model: Any) -> dict:
         ci = evaluation.metrics[role][spec.primary_metric]
         ref_scores = scores_on(role, model, reference_uri, reference)
         entry = {"role": role, "metric": spec.primary_metric,
@@ -524,8 +535,9 @@ def monitoring_reference(env: RunEnv, split: dict, trained: dict, models: dict[s
                     entry["estimated_reference"] = estimate_performance(
                         spec.primary_metric, ref_scores, calibration, threshold=spec.params.decision_threshold,
                         confidence=spec.promotion.confidence, n_bootstrap=spec.drift.n_bootstrap)
-        out[role] = entry
-    return out
+        return entry
+
+    return {role: reference_of(role, model) for role, model in models.items()}
 
 
 def _estimable() -> tuple[str, ...]:

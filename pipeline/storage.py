@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator
@@ -129,6 +130,7 @@ class FrameHandoff:
     order, the same dtypes (frames are kept as written; Arrow tables are converted as
     ``pyarrow.parquet.read_table(...).to_pandas()`` would), a fresh ``RangeIndex``, and a frame
     of its own (pandas copy-on-write: changing it changes neither the kept frame nor the writer's).
+    Steps may write several files at once from threads: keeping and dropping are locked.
     """
 
     def __init__(self, budget_bytes: int):
@@ -136,6 +138,7 @@ class FrameHandoff:
         self.used_bytes = 0
         self.enabled = self.budget_bytes > 0
         self._kept: dict[str, tuple[Any, Any, int]] = {}
+        self._lock = threading.RLock()
 
     @staticmethod
     def key(uri: str) -> str:
@@ -148,8 +151,9 @@ class FrameHandoff:
 
     def disable(self) -> None:
         """Off for the rest of the run (a frame did not fit): release everything kept."""
-        self.enabled = False
-        self.clear()
+        with self._lock:
+            self.enabled = False
+            self.clear()
 
     def keep(self, uri: str, frame: Any, rows: Any = None) -> bool:
         """Keep a pandas frame (the rows where ``rows`` is true, if given) or a ``pyarrow.Table``
@@ -168,12 +172,13 @@ class FrameHandoff:
             frame = frame.copy(deep=False)
         else:
             total = int(frame.nbytes)
-        if not self.fits(total):
-            self.disable()
-            return False
-        self._kept[self.key(uri)] = (frame, rows, total)
-        self.used_bytes += total
-        return True
+        with self._lock:
+            if not self.fits(total):
+                self.disable()
+                return False
+            self._kept[self.key(uri)] = (frame, rows, total)
+            self.used_bytes += total
+            return True
 
     def get(self, uri: str, columns: list[str] | None = None) -> Any:
         """The kept frame of ``uri`` (only the ``columns`` it has, in that order), or None."""
@@ -196,13 +201,15 @@ class FrameHandoff:
 
     def drop(self, uri: str) -> None:
         """Forget ``uri``'s frame (its last reader has read it)."""
-        kept = self._kept.pop(self.key(uri), None)
-        if kept is not None:
-            self.used_bytes -= kept[2]
+        with self._lock:
+            kept = self._kept.pop(self.key(uri), None)
+            if kept is not None:
+                self.used_bytes -= kept[2]
 
     def clear(self) -> None:
-        self._kept.clear()
-        self.used_bytes = 0
+        with self._lock:
+            self._kept.clear()
+            self.used_bytes = 0
 
 
 class Store(ABC):

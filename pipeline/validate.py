@@ -60,6 +60,7 @@ import logging
 import math
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,22 +280,29 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
     report, keep, quarantine, evidence = _validate(spec, frame, suite)
     if labelled_before is not None:
         frame = mask_unlabelled(spec, frame, labelled_before)
-    store.write_parquet(uris["quarantine_uri"], quarantine)
-    store.write_parquet(uris["clean_uri"], frame, rows=keep)
-    docs = docs or DocsTarget(model=spec.name, asset_name=f"{spec.name} snapshot",
-                              run_name=out_prefix.rstrip("/").rsplit("/", 1)[-1], batch="snapshot")
-    if docs.model_site:
-        uris["model_data_docs_uri"] = join(docs.model_site, "index.html")
-    # A failed validation renders its Data Docs now: that is when someone needs to read them.
-    render_now = render_docs or not report["success"]
-    report = {**report, "snapshot_uri": snapshot_uri, **uris, "data_docs_pending": not render_now}
-    store.write_json(uris["gx_results_uri"], {
-        "suite_name": report["suite_name"], "docs": docs.to_dict(),
-        "results": [{"expectation": exp, "result": result} for exp, result in evidence]})
-    if render_now:
-        from pipeline.data_docs import write_data_docs
+    # The clean rows are written by a second thread (parquet encoding runs outside the GIL)
+    # while this one writes the rest; validation.json, the step's last file, waits for both.
+    clean_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftline-clean-write")
+    clean_written = clean_pool.submit(store.write_parquet, uris["clean_uri"], frame, keep)
+    clean_pool.shutdown(wait=False)
+    try:
+        store.write_parquet(uris["quarantine_uri"], quarantine)
+        docs = docs or DocsTarget(model=spec.name, asset_name=f"{spec.name} snapshot",
+                                  run_name=out_prefix.rstrip("/").rsplit("/", 1)[-1], batch="snapshot")
+        if docs.model_site:
+            uris["model_data_docs_uri"] = join(docs.model_site, "index.html")
+        # A failed validation renders its Data Docs now: that is when someone needs to read them.
+        render_now = render_docs or not report["success"]
+        report = {**report, "snapshot_uri": snapshot_uri, **uris, "data_docs_pending": not render_now}
+        store.write_json(uris["gx_results_uri"], {
+            "suite_name": report["suite_name"], "docs": docs.to_dict(),
+            "results": [{"expectation": exp, "result": result} for exp, result in evidence]})
+        if render_now:
+            from pipeline.data_docs import write_data_docs
 
-        write_data_docs(store, join(out_prefix, "data_docs"), report, evidence, docs)
+            write_data_docs(store, join(out_prefix, "data_docs"), report, evidence, docs)
+    finally:
+        clean_written.result()
     store.write_json(uris["report_uri"], report)
     result = ValidationReport.from_dict(report)
     if not result.success:
