@@ -13,7 +13,7 @@ Contract:
   ``<model>-<YYYY-MM-DD>``: params (spec params, best iteration, window bounds, row counts),
   valid-window metrics (``valid_*`` candidate, ``baseline_valid_*`` baseline), the three windows
   as dataset inputs (source URI and digest), lineage tags, the two models (``model``,
-  ``baseline``), plots (``plots/*.png``), ``profile.json`` and ``feature_importance.json``.
+  ``baseline``), plots (``plots/*.svg``), ``profile.json`` and ``feature_importance.json``.
 * Models take raw columns (``spec.model_columns``): derived features and encodings are inside
   them, so scoring code never re-implements preprocessing. They are stored in the skops format
   with no code attached and loaded only after their sha256 and types verify
@@ -362,10 +362,9 @@ def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking
 
 def _warm_imports() -> None:
     """Import what logging the models and drawing the plots needs (skops, MLflow's sklearn
-    flavour, matplotlib, sklearn's calibration curve): about 2 s of imports that would otherwise
-    wait until the fit ends. Also builds MLflow's map of installed packages to modules (0.4 s,
+    flavour, sklearn's calibration curve): about 2 s of imports that would otherwise wait until
+    the fit ends. Also builds MLflow's map of installed packages to modules (0.4 s,
     once a process), which its first ``log_model`` would build to check the pinned requirements."""
-    import matplotlib.figure  # noqa: F401
     import mlflow.sklearn  # noqa: F401
     import skops.io  # noqa: F401
     from sklearn import calibration  # noqa: F401
@@ -800,70 +799,51 @@ def _thinned(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _write_plots(spec: "ModelSpec", out: Path, y: np.ndarray, scores: dict[str, np.ndarray],
                  column_gain: dict[str, tuple[str, float]]) -> None:
-    """PNG diagnostics of the valid window; matplotlib's object API, so no global backend."""
-    from matplotlib.figure import Figure
+    """SVG diagnostics of the valid window (:mod:`pipeline.svgplot`: text, no plotting library)."""
     from sklearn import metrics as skm
 
-    def save(fig: Any, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out / f"{name}.png", dpi=90)
+    from pipeline import svgplot
 
     if spec.task == "binary" and len(np.unique(y)) == 2:
         from sklearn.calibration import calibration_curve
 
-        fig = Figure(figsize=(5, 5))
-        ax = fig.subplots()
+        roc = []
         for who, s in scores.items():
             fpr, tpr, _ = skm.roc_curve(y, s)
-            ax.plot(*_thinned(fpr, tpr), label=f"{who} (AUC {skm.roc_auc_score(y, s):.3f})")
-        ax.plot([0, 1], [0, 1], ls=":", c="grey")
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (valid window)")
-        ax.legend(loc="lower right")
-        save(fig, "roc")
+            roc.append((f"{who} (AUC {skm.roc_auc_score(y, s):.3f})", *_thinned(fpr, tpr)))
+        svgplot.write(out / "roc.svg", svgplot.line_chart(
+            roc, title="ROC (valid window)", xlabel="false positive rate", ylabel="true positive rate",
+            references=[(0, 0, 1, 1)], legend="lower right"))
 
-        fig = Figure(figsize=(5, 5))
-        ax = fig.subplots()
+        pr = []
         for who, s in scores.items():
             precision, recall, _ = skm.precision_recall_curve(y, s)
-            ax.plot(*_thinned(recall, precision), label=f"{who} (AP {skm.average_precision_score(y, s):.3f})")
-        ax.axhline(float(np.mean(y)), ls=":", c="grey")
-        ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (valid window)")
-        ax.legend(loc="upper right")
-        save(fig, "pr")
+            pr.append((f"{who} (AP {skm.average_precision_score(y, s):.3f})", *_thinned(recall, precision)))
+        rate = float(np.mean(y))
+        svgplot.write(out / "pr.svg", svgplot.line_chart(
+            pr, title="Precision-recall (valid window)", xlabel="recall", ylabel="precision",
+            references=[(0, rate, 1, rate)], legend="upper right"))
 
-        fig = Figure(figsize=(5, 5))
-        ax = fig.subplots()
+        calibration = []
         for who, s in scores.items():
             observed, predicted = calibration_curve(y, s, n_bins=10, strategy="quantile")
-            ax.plot(predicted, observed, marker="o", label=who)
-        ax.plot([0, 1], [0, 1], ls=":", c="grey")
-        ax.set(xlabel="mean predicted probability", ylabel="observed rate", title="Calibration (valid window)")
-        ax.legend(loc="upper left")
-        save(fig, "calibration")
+            calibration.append((who, predicted, observed))
+        svgplot.write(out / "calibration.svg", svgplot.line_chart(
+            calibration, title="Calibration (valid window)", xlabel="mean predicted probability",
+            ylabel="observed rate", references=[(0, 0, 1, 1)], markers=True, legend="upper left"))
 
         threshold = spec.params.decision_threshold
         cm = skm.confusion_matrix(y, (scores["candidate"] >= threshold).astype(int), labels=[0, 1])
-        fig = Figure(figsize=(4, 4))
-        ax = fig.subplots()
-        ax.imshow(cm, cmap="Blues")
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center")
-        ax.set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="actual",
-               title=f"Confusion at {threshold:g} (candidate)")
-        save(fig, "confusion_matrix")
+        svgplot.write(out / "confusion_matrix.svg", svgplot.matrix_chart(
+            cm.tolist(), title=f"Confusion at {threshold:g} (candidate)", xlabel="predicted", ylabel="actual",
+            x_ticks=["0", "1"], y_ticks=["0", "1"]))
     elif spec.task == "regression":
         predicted = scores["candidate"]
-        fig = Figure(figsize=(5, 4))
-        ax = fig.subplots()
         shown = np.linspace(0, len(predicted) - 1, min(len(predicted), _PLOT_POINTS * 5)).astype(int)
-        ax.scatter(predicted[shown], (y - predicted)[shown], s=4, alpha=0.4)
-        ax.axhline(0.0, c="grey", ls=":")
-        ax.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (valid window, candidate)")
-        save(fig, "residuals")
+        svgplot.write(out / "residuals.svg", svgplot.scatter_chart(
+            predicted[shown].tolist(), (y - predicted)[shown].tolist(), title="Residuals (valid window, candidate)",
+            xlabel="predicted", ylabel="actual - predicted", hline=0.0))
 
     top = sorted(((label, g) for label, (_, g) in column_gain.items()), key=lambda kv: -kv[1])[:25]
-    fig = Figure(figsize=(6, max(2.5, 0.25 * len(top) + 1)))
-    ax = fig.subplots()
-    ax.barh([label for label, _ in reversed(top)], [g for _, g in reversed(top)])
-    ax.set(xlabel="total gain", title="Candidate feature importance")
-    save(fig, "feature_importance")
+    svgplot.write(out / "feature_importance.svg", svgplot.bar_chart(
+        [label for label, _ in top], [g for _, g in top], title="Candidate feature importance", xlabel="total gain"))

@@ -17,8 +17,8 @@ from pipeline.storage import Store
 from pipeline.train import TrainError, TrainResult, _raw_importance, train
 from tests.conftest import DEMO_START, demo_days
 
-BINARY_PLOTS = {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots/confusion_matrix.png",
-                "plots/feature_importance.png"}
+BINARY_PLOTS = {"plots/roc.svg", "plots/pr.svg", "plots/calibration.svg", "plots/confusion_matrix.svg",
+                "plots/feature_importance.svg"}
 
 
 def quick(spec, *, days=(14, 4, 3), **params):
@@ -223,8 +223,8 @@ def test_regression_trains_logs_and_predicts(tmp_path, mlflow_uri):
     assert m["valid_rmse"] > 0 and m["valid_mae"] > 0 and np.isfinite(m["baseline_valid_r2"])
     client = MlflowClient(mlflow_uri)
     paths = set(artifact_paths(client, result.run_id))
-    assert {"plots/residuals.png", "plots/feature_importance.png", "feature_importance.json"} <= paths
-    assert not paths & (BINARY_PLOTS - {"plots/feature_importance.png"})
+    assert {"plots/residuals.svg", "plots/feature_importance.svg", "feature_importance.json"} <= paths
+    assert not paths & (BINARY_PLOTS - {"plots/feature_importance.svg"})
     experiment = client.get_experiment(result.experiment_id)
     assert experiment.name == "income_estimate"
     db_dir = Path(mlflow_uri[len("sqlite:///"):]).parent
