@@ -377,16 +377,42 @@ def _label_draws(s: np.ndarray, p: np.ndarray, n_draws: int, rng: np.random.Gene
         return {m: v for m, v in found.items() if wanted(m)}
 
     p32 = p.astype(np.float32)[:, None]
-    done = 0
-    while done < n_draws:
-        b = min(block, n_draws - done)
-        draws = (rng.random((n, b), dtype=np.float32) < p32).astype(np.float32)
-        for metric, values in metrics_of(np.asarray(design_t @ draws, dtype=float)).items():
+
+    def block_metrics(uniform: np.ndarray) -> dict[str, np.ndarray]:
+        return metrics_of(np.asarray(design_t @ (uniform < p32).astype(np.float32), dtype=float))
+
+    for found in _in_blocks(n_draws, block, lambda b: rng.random((n, b), dtype=np.float32), block_metrics):
+        for metric, values in found.items():
             chunks.setdefault(metric, []).append(values)
-        done += b
     binned = metrics_of(np.asarray(design_t @ p[:, None], dtype=float))
     exact = expected if expected is not None else binary_soft(s, p[None, :], (1 - p)[None, :], threshold)
     return {m: np.concatenate(v) + (exact[m][0] - binned[m][0]) for m, v in chunks.items()}, exact
+
+
+def _in_blocks(total: int, block: int, draw: Callable[[int], Any], compute: Callable[[Any], Any]) -> list[Any]:
+    """``[compute(draw(b)) ...]`` for consecutive blocks of ``b <= block`` replicates, ``total``
+    in all, in order.
+
+    The draws are made on this thread one block after another, so the random stream -- and the
+    result -- is that of a plain loop. The computations (a gather and a sparse product, which
+    run outside the GIL) go to two worker threads, with at most three blocks in flight: on two
+    cores the Poisson bootstrap of two models on 166k rows (1,000 replicates) took 0.47-0.63 s
+    instead of 0.84-1.2 s (one-off timings)."""
+    sizes = [min(block, total - start) for start in range(0, total, block)]
+    if len(sizes) < 3:
+        return [compute(draw(b)) for b in sizes]
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    out: list[Any] = []
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftline-bootstrap") as pool:
+        pending: deque = deque()
+        for b in sizes:
+            pending.append(pool.submit(compute, draw(b)))
+            if len(pending) > 2:
+                out.append(pending.popleft().result())
+        out.extend(future.result() for future in pending)
+    return out
 
 
 def _num(value: float) -> float | None:
@@ -495,16 +521,15 @@ def _bootstrap_large(task: str, y: np.ndarray, predictions: dict[str, np.ndarray
     table = _poisson_table()
     row_weights = None if weights is None else np.asarray(weights, dtype=np.float32)[:, None]
     block = max(1, min(n_boot, _BLOCK_CELLS // max(n, 1)))
-    sums: list[np.ndarray] = []
-    done = 0
-    while done < n_boot:
-        b = min(block, n_boot - done)
-        WT = table[rng.integers(0, 65536, size=(n, b), dtype=np.uint16)]
+
+    def block_sums(draws: np.ndarray) -> np.ndarray:
+        WT = table[draws]
         if row_weights is not None:
             WT *= row_weights
         out = design @ WT.astype(np.float64) if task != "binary" else design @ WT
-        sums.append(np.asarray(out, dtype=float))
-        done += b
+        return np.asarray(out, dtype=float)
+
+    sums = _in_blocks(n_boot, block, lambda b: rng.integers(0, 65536, size=(n, b), dtype=np.uint16), block_sums)
     totals = np.concatenate(sums, axis=1)  # (sum of widths, n_boot)
     ones = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=float)[None, :]
     result: dict[str, dict[str, np.ndarray]] = {}

@@ -357,18 +357,22 @@ def _open_run(spec: "ModelSpec", split: Split, lineage: dict[str, str], tracking
                                    tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=_INPUT_CONTEXTS[name])]))
     client.log_inputs(run_id, datasets=inputs)
     _warm_imports()
+    _warm_requirements()
     return experiment_id, run_id, run_name
 
 
 def _warm_imports() -> None:
     """Import what logging the models and drawing the plots needs (skops, MLflow's sklearn
     flavour, sklearn's calibration curve): about 2 s of imports that would otherwise wait until
-    the fit ends. Also builds MLflow's map of installed packages to modules (0.4 s,
-    once a process), which its first ``log_model`` would build to check the pinned requirements."""
+    the fit ends."""
     import mlflow.sklearn  # noqa: F401
     import skops.io  # noqa: F401
     from sklearn import calibration  # noqa: F401
 
+
+def _warm_requirements() -> None:
+    """Build MLflow's map of installed packages to modules (0.4 s, once a process) beside the
+    fit: its first ``log_model`` would build it after the fit to check the pinned requirements."""
     try:  # a private helper: warming is optional, log_model builds the map itself otherwise
         from mlflow.utils.requirements_utils import _init_packages_to_modules_map
     except ImportError:
