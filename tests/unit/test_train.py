@@ -287,3 +287,46 @@ def test_an_existing_experiment_is_marked_for_model_development(mlflow_uri):
     assert "mlflow.experimentKind" not in client.get_experiment(old).tags
     assert _ensure_experiment("made_by_hand", mlflow_uri) == old
     assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+@pytest.mark.parametrize("where", ["before boosting", "while boosting"])
+def test_a_failed_fit_ends_its_run_as_failed_and_never_hangs(tmp_path, spec, monkeypatch, where):
+    """The side work (baseline, MLflow run) waits for boosting to start; a fit that fails before
+    or during boosting must still release it, end the run it opened as FAILED and raise."""
+    import threading
+
+    import xgboost as xgb
+    from mlflow import MlflowClient
+
+    import pipeline.train as T
+
+    spec = quick(spec, days=(2, 1, 1))
+    store, split = make_split(tmp_path, spec, demo_days(DEMO_START, 4, rows_per_day=60), datetime(2026, 1, 5))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if where == "before boosting":
+        def broken(*args, **kwargs):
+            raise RuntimeError("the encoder broke")
+        monkeypatch.setattr(T, "_fit_candidate", broken)
+    else:
+        class Breaks(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log):
+                raise RuntimeError("boosting broke")
+        made = T.candidate_estimator
+        monkeypatch.setattr(T, "candidate_estimator", lambda s: made(s).set_params(callbacks=[Breaks()]))
+
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            train(spec, split, store, tracking_uri=uri)
+        except BaseException as err:  # noqa: BLE001  (collected for the assertion below)
+            raised.append(err)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=180)
+    assert not worker.is_alive(), "training hung after a failed fit"
+    assert len(raised) == 1 and "broke" in str(raised[0])
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
