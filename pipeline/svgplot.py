@@ -8,7 +8,7 @@ the MLflow UI shows them as it shows a PNG.
 
 * :func:`line_chart`: curves (optionally with markers) in a box with ticks, a legend and dotted
   reference lines.
-* :func:`bar_chart`: horizontal bars, one per label, largest first.
+* :func:`bar_chart`: horizontal bars, one per label, top to bottom in the order given.
 * :func:`matrix_chart`: a small matrix of counts, shaded by value, each cell labelled.
 * :func:`scatter_chart`: points with a dotted horizontal reference line.
 

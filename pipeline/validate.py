@@ -60,7 +60,7 @@ import logging
 import math
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,8 +301,10 @@ def validate(spec: ModelSpec, snapshot_uri: str, store: Store, out_prefix: str, 
             from pipeline.data_docs import write_data_docs
 
             write_data_docs(store, join(out_prefix, "data_docs"), report, evidence, docs)
-    finally:
-        clean_written.result()
+    except BaseException:
+        wait([clean_written])  # the first error is the one to report; the write is not left running
+        raise
+    clean_written.result()
     store.write_json(uris["report_uri"], report)
     result = ValidationReport.from_dict(report)
     if not result.success:
