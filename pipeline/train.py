@@ -552,8 +552,8 @@ class _Side:
     :meth:`release` is called: the side work beside the fit (the baseline, opening the MLflow
     run) holds the GIL for much of its second or two, which costs nothing while XGBoost boosts
     in native code but serialises with the candidate's own GIL-bound start (encoding the frames,
-    building the matrices) -- measured over four alternated runs, the fit took 14.98 s (median)
-    with the gate against 15.43 s without."""
+    building the matrices) -- in four alternated one-off runs (no benchmark keeps them) the fit
+    took 14.98 s (median) with the gate against 15.43 s without."""
 
     def __init__(self, gate: "threading.Event | None" = None) -> None:
         self._futures: dict[str, Any] = {}

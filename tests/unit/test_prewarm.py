@@ -50,7 +50,11 @@ def test_prewarm_leaves_a_disabled_collector_disabled(tmp_path):
 
 
 def test_wait_without_start_returns_at_once():
-    from pipeline import prewarm
-
-    prewarm.wait()
-    assert gc.isenabled()
+    printed = _run("""
+        import gc, sys, time
+        from pipeline import prewarm
+        clock = time.monotonic()
+        prewarm.wait()
+        print(prewarm._thread is None, time.monotonic() - clock < 1.0, gc.isenabled(), "xgboost" in sys.modules)
+    """)
+    assert printed == "True True True False"
